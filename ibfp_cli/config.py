@@ -1,0 +1,143 @@
+"""IBFP configuration: frozen dataclasses whose defaults are the paper's values.
+
+Sources: "paper" is Pi et al., "Instance-based Feature Pyramid for Visual Object Tracking";
+"spec N" is open point N of shared/docs/IBFP-SPEC.md; "measured" is a choice made on the
+dev split, with the figures in weights/MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+BackboneName = Literal["resnet18", "mobilenetv2"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the IBFP network."""
+
+    backbone: BackboneName = "resnet18"  # paper: ImageNet ResNet18, shared by both branches
+    input_size: int = 288  # paper: template and search crops both resized to 288x288
+    # Channel widths fused at strides (8, 16, 32): ResNet18 layer2/layer3/layer4 (paper Sec. III).
+    channels: tuple[int, int, int] = (128, 256, 512)
+    strides: tuple[int, int, int] = (8, 16, 32)  # paper: 36x36, 18x18, 9x9 maps at 288 input
+    cscs_eta: float = 0.5  # paper: CSCS compression ratio eta
+    head_layers: int = 5  # paper: each prediction branch has 5 conv layers
+    head_hidden: int = 256  # paper: 256 hidden channels in the head
+    online_layers: int = 4  # paper: online branch of 4 conv layers (3 adapt + 1 filter, spec 4)
+    online_hidden: int = 256  # paper: 256 hidden channels in the online branch
+    online_dim: int = 64  # spec 4: width of the adapted feature the online filter sees
+    online_filter_size: int = 5  # spec 4: odd filter covering a 5x-context target at stride 16
+    # Spec 2: template kernels are cropped to the target's extent, odd, at least 3 cells, and
+    # at most these many cells per level (a bound that keeps kernels batchable in training).
+    template_min_cells: int = 3
+    template_max_cells: tuple[int, int, int] = (17, 9, 5)
+    norm_groups: int = 0  # spec 3: 0 = BatchNorm, > 0 = GroupNorm with that many groups
+
+    @property
+    def online_stride(self) -> int:
+        """The online branch reads the stride-16 feature (torchvision layer3, paper's layer4)."""
+        return self.strides[1]
+
+
+PAPER_MODEL = ModelConfig()
+"""The paper's architecture (ResNet18, 256-wide head)."""
+
+MOBILE_MODEL = ModelConfig(
+    backbone="mobilenetv2",
+    # measured: narrower fusion and head keep 640x480 tracking above 25 frames/s on 2 CPU cores
+    channels=(64, 96, 128),
+    head_hidden=64,
+    online_hidden=64,
+    online_dim=32,
+    norm_groups=8,
+)
+"""MobileNetV2 variant: ImageNet taps at strides 8/16/32 projected to narrower widths."""
+
+MODEL_PRESETS: dict[str, ModelConfig] = {"paper": PAPER_MODEL, "mobile": MOBILE_MODEL}
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Inference settings of the IBFP tracker."""
+
+    search_area_scale: float = 5.0  # spec 1: square crop of side 5 * sqrt(w * h), as DiMP-18
+    offline_weight: float = 0.3  # paper: s = 0.3 * s_offline + 0.7 * s_online
+    online_weight: float = 0.7  # paper
+    window_influence: float = 0.35  # spec 5: cosine window mixed into the score (SiamCAR)
+    size_penalty_k: float = 0.04  # spec 5: scale / aspect change penalty (SiamRPN++ form)
+    size_lr: float = 0.4  # spec 5: box size smoothing rate, scaled by the peak score
+    min_size: float = 4.0  # spec 5: smallest box side kept after decoding, pixels
+    lost_threshold: float = 0.22  # spec 6: mixed peak score below this marks the target lost
+    lost_search_growth: float = 1.5  # spec 6: search area multiplier per lost frame
+    lost_search_max: float = 3.0  # spec 6: bound on that growth relative to the normal area
+    online_interval: int = 10  # paper: online template updated every 10 frames
+    hard_negative_ratio: float = 0.5  # paper: a second peak this strong triggers an update
+    hard_negative_exclusion: int = 3  # cells around the main peak ignored when seeking it
+    online_memory: int = 50  # spec 4: bounded sample memory (first-frame samples kept)
+    online_init_augments: int = 8  # spec 4: augmented copies of the first frame
+    online_init_steps: int = 10  # spec 4: descent steps when the online template starts
+    online_update_steps: int = 2  # spec 4: descent steps at each update
+    online_learning_rate: float = 0.5  # spec 4: step length of the filter's gradient descent
+    online_regularization: float = 0.1  # spec 4: weight decay of the filter
+    online_min_score: float = 0.4  # spec 4: frames below this score are not memorised
+    label_sigma: float = 0.25  # spec/losses: Gaussian label sigma, in target sizes over the stride
+    use_online: bool = True  # paper: the online branch is part of IBFP
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Training losses (paper Sec. III-D)."""
+
+    alpha: float = 0.9  # paper: weight of the hinge on negative points
+    gamma: float = 0.1  # paper: focal exponent on positive labels
+    tau: float = 0.05  # paper: label value separating positives from negatives
+    sigma: float = 0.25  # measured: Gaussian label sigma relative to target size per stride
+    box_region: float = 0.25  # paper Table II: box loss within 0.25 w x 0.25 h of the centre
+    box_weight: float = 1.0  # paper: centre and box losses summed
+    online_weight: float = 1.0  # spec 4: the online branch's hinge MSE added to the total
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (paper Sec. IV-A), scaled down to the data and hardware at hand."""
+
+    model: ModelConfig = field(default_factory=lambda: MOBILE_MODEL)
+    loss: LossConfig = field(default_factory=LossConfig)
+    batch_size: int = 16  # paper: 128 on 4 GPUs; the shipped CPU run used 16
+    learning_rate: float = 1e-3  # Adam on the new modules (shipped CPU run)
+    backbone_lr_scale: float = 0.1  # spec 7: backbone layers train 10x slower
+    weight_decay: float = 1e-4  # common Siamese-training value (pysot)
+    warmup_steps: int = 200  # paper: 5 of 60 epochs of warm-up (1/12), scaled to the run
+    decay_every: int = 1600  # paper: learning rate x0.2 every 15 of 60 epochs (1/4), scaled
+    decay_factor: float = 0.2  # paper
+    max_steps: int = 4000  # what about an hour of 2 CPU cores trains from the feature cache
+    negative_fraction: float = 0.2  # issue 5: about 20% negative pairs
+    max_frame_gap: int = 100  # SiamRPN++-style: template and search at most 100 frames apart
+    freeze_backbone: bool = True  # spec 7 (CPU path: the whole backbone, features cached)
+    grad_clip: float = 10.0  # measured: keeps early Adam steps stable
+    seed: int = 0
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config as plain JSON-able data (tuples become lists)."""
+    return asdict(config)
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass; unknown keys are an error, tuples restored."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        if name == "model" and isinstance(value, dict):
+            value = from_dict(ModelConfig, value)
+        if name == "loss" and isinstance(value, dict):
+            value = from_dict(LossConfig, value)
+        values[name] = value
+    return cls(**values)

@@ -1,0 +1,25 @@
+"""Errors a user can fix. The CLI prints each as one line on stderr and exits non-zero."""
+
+
+class IBFPError(Exception):
+    """Base class: bad input or environment, reported without a traceback."""
+
+
+class VideoError(IBFPError):
+    """A video is missing, unreadable, truncated or has no video stream."""
+
+
+class BoxError(IBFPError):
+    """A box is malformed, degenerate or outside the frame."""
+
+
+class FormatError(IBFPError):
+    """An annotation file or format name is malformed or unknown."""
+
+
+class WeightsError(IBFPError):
+    """A weights file is missing or was made for another architecture or version."""
+
+
+class TrackerUnavailable(IBFPError):
+    """A tracker needs something this installation lacks (an OpenCV build, model files)."""

@@ -1,0 +1,227 @@
+"""Evaluation results as tables (CSV, Markdown, rich) and success / precision plots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from ..atomic import atomic_output
+from .metrics import (
+    NORM_PRECISION_AT,
+    PRECISION_AT_PX,
+    PRECISION_THRESHOLDS,
+    SUCCESS_THRESHOLDS,
+    SequenceScore,
+    aggregate,
+)
+
+METRIC_LABELS = {
+    "auc": "AUC",
+    "prec20": f"Prec@{PRECISION_AT_PX:g}",
+    "norm_prec": f"NormPrec@{NORM_PRECISION_AT:g}",
+    "ao": "AO",
+    "sr50": "SR0.5",
+    "sr75": "SR0.75",
+    "fps": "FPS",
+}
+"""Column name -> heading, in the order of PEERS.md's tables (plus GOT-10k's AO and SR)."""
+
+PER_SEQUENCE_COLUMNS = ("tracker", "sequence", "frames", "frames_scored", *METRIC_LABELS)
+OVERALL_COLUMNS = ("tracker", "sequences", "frames", "frames_scored", *METRIC_LABELS)
+
+SUMMARY_CSV = "summary.csv"
+PER_SEQUENCE_CSV = "per_sequence.csv"
+REPORT_MD = "report.md"
+SUCCESS_PNG = "success.png"
+PRECISION_PNG = "precision.png"
+EVAL_EXTRA_HINT = "pip install ibfp[eval]"
+PLOT_SIZE_IN = (6.4, 4.8)
+PLOT_DPI = 100
+PLOT_GRID_ALPHA = 0.3
+MISSING = "n/a"
+
+PROTOCOL = (
+    "One-pass evaluation: each tracker starts from the ground-truth box on frame 0 and is never "
+    "re-initialised; frame 0 and frames whose target is absent are not scored. "
+    f"AUC: area under the success curve over IoU thresholds 0, 0.05, ..., 1 (IoU > t); "
+    f"Prec@{PRECISION_AT_PX:g}: centre error <= {PRECISION_AT_PX:g} px; "
+    f"NormPrec@{NORM_PRECISION_AT:g}: centre error over the ground-truth size <= "
+    f"{NORM_PRECISION_AT:g}; AO, SR0.5, SR0.75: GOT-10k mean IoU and IoU > 0.5 / 0.75. "
+    "Scores are means over sequences. FPS = frames / summed tracker-call time (decoding excluded)."
+)
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceResult:
+    """One tracker on one sequence: its scores and the seconds spent in tracker calls."""
+
+    tracker: str
+    sequence: str
+    frames: int
+    score: SequenceScore
+    track_seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class EvalReport:
+    """Scores per tracker (`overall`, best AUC first) and per (tracker, sequence)."""
+
+    overall: pd.DataFrame
+    per_sequence: pd.DataFrame
+    curves: dict[str, SequenceScore]
+    """Each available tracker's mean success / precision curves."""
+    unavailable: dict[str, str]
+    """Tracker name -> why it could not run here."""
+    paths: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str]) -> EvalReport:
+    """Per-sequence and overall tables from the results of each (tracker, sequence)."""
+    results = list(results)
+    rows = [
+        {"tracker": r.tracker, "sequence": r.sequence}
+        | _score_row(r.score, r.frames, r.track_seconds)
+        for r in results
+    ]
+    per_sequence = pd.DataFrame(rows, columns=list(PER_SEQUENCE_COLUMNS))
+    curves: dict[str, SequenceScore] = {}
+    overall_rows = []
+    for tracker in dict.fromkeys(r.tracker for r in results):
+        mine = [r for r in results if r.tracker == tracker]
+        curves[tracker] = aggregate([r.score for r in mine])
+        frames, seconds = sum(r.frames for r in mine), sum(r.track_seconds for r in mine)
+        row = _score_row(curves[tracker], frames, seconds)
+        overall_rows.append({"tracker": tracker, "sequences": len(mine)} | row)
+    overall = pd.DataFrame(overall_rows, columns=list(OVERALL_COLUMNS))
+    overall = overall.sort_values("auc", ascending=False, kind="stable", ignore_index=True)
+    curves = {name: curves[name] for name in overall["tracker"]}
+    return EvalReport(overall, per_sequence, curves, dict(unavailable))
+
+
+def write_report(report: EvalReport, out_dir: Path, dataset: str) -> EvalReport:
+    """Write summary.csv, per_sequence.csv, report.md and the plots; the report with its paths."""
+    paths = [out_dir / SUMMARY_CSV, out_dir / PER_SEQUENCE_CSV, out_dir / REPORT_MD]
+    for table, path in zip((report.overall, report.per_sequence), paths):
+        with atomic_output(path) as tmp:
+            table.to_csv(tmp, index=False)
+    notes = list(report.notes)
+    plots = _write_plots(report, out_dir) if report.curves else []
+    if report.curves and not plots:
+        notes.append(f"success and precision plots need matplotlib: {EVAL_EXTRA_HINT}")
+    with atomic_output(paths[2]) as tmp:
+        tmp.write_text(markdown_report(report, dataset, notes))
+    return replace(report, paths=paths + plots, notes=notes)
+
+
+def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ()) -> str:
+    """The report as Markdown: protocol, overall table, AUC per sequence (PEERS.md's layout)."""
+    sequences = report.per_sequence["sequence"].nunique()
+    lines = [f"# Tracking evaluation on {dataset}", "", PROTOCOL, ""]
+    lines += [f"## Overall ({sequences} sequences)", ""]
+    lines += _markdown_table(
+        ["tracker", *METRIC_LABELS.values()],
+        [[row.tracker, *(_format(k, getattr(row, k)) for k in METRIC_LABELS)]
+         for row in report.overall.itertuples()],
+    )
+    trackers = list(report.overall["tracker"])
+    auc = report.per_sequence.pivot_table(
+        index="sequence", columns="tracker", values="auc", dropna=False
+    )
+    scored = report.per_sequence.groupby("sequence")["frames_scored"].first()
+    lines += ["", "## AUC per sequence", ""]
+    lines += _markdown_table(
+        ["sequence", "frames scored", *trackers],
+        [[name, str(scored[name]), *(_format("auc", auc.at[name, t]) for t in trackers)]
+         for name in auc.index],
+    )
+    if report.unavailable:
+        lines += ["", "## Unavailable trackers", ""]
+        lines += [f"- {name}: {reason}" for name, reason in report.unavailable.items()]
+    if notes:
+        lines += ["", *(f"Note: {note}" for note in notes)]
+    return "\n".join(lines) + "\n"
+
+
+def render_rich_table(report: EvalReport) -> Table:
+    """The overall table for the terminal, best AUC first."""
+    sequences = report.per_sequence["sequence"].nunique()
+    table = Table(title=f"Tracking evaluation ({sequences} sequences)")
+    table.add_column("tracker")
+    for label in METRIC_LABELS.values():
+        table.add_column(label, justify="right")
+    for row in report.overall.itertuples():
+        table.add_row(row.tracker, *(_format(k, getattr(row, k)) for k in METRIC_LABELS))
+    if report.unavailable:
+        table.caption = "\n".join(f"{n} unavailable: {r}" for n, r in report.unavailable.items())
+    return table
+
+
+def _score_row(score: SequenceScore, frames: int, track_seconds: float) -> dict[str, float | int]:
+    return {
+        "frames": frames,
+        "frames_scored": score.frames_scored,
+        "auc": score.auc,
+        "prec20": score.prec20,
+        "norm_prec": score.norm_prec,
+        "ao": score.ao,
+        "sr50": score.sr50,
+        "sr75": score.sr75,
+        "fps": frames / track_seconds if track_seconds > 0 else float("nan"),
+    }
+
+
+def _format(column: str, value: float) -> str:
+    if not np.isfinite(value):
+        return MISSING
+    return f"{value:.0f}" if column == "fps" else f"{value:.3f}"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _write_plots(report: EvalReport, out_dir: Path) -> list[Path]:
+    """success.png and precision.png, legends best first; [] without matplotlib."""
+    try:
+        from matplotlib.figure import Figure  # optional: pip install ibfp[eval]
+    except ImportError:
+        return []
+    success = {name: (s.success, s.auc) for name, s in report.curves.items()}
+    precision = {name: (s.precision, s.prec20) for name, s in report.curves.items()}
+    return [
+        _plot(Figure, out_dir / SUCCESS_PNG, SUCCESS_THRESHOLDS, success,
+              "Overlap threshold", "Success rate", "Success plot (legend: AUC)"),
+        _plot(Figure, out_dir / PRECISION_PNG, PRECISION_THRESHOLDS, precision,
+              "Location error threshold (px)", "Precision",
+              f"Precision plot (legend: precision at {PRECISION_AT_PX:g} px)"),
+    ]
+
+
+def _plot(
+    figure_type: type,
+    path: Path,
+    thresholds: np.ndarray,
+    curves: dict[str, tuple[np.ndarray, float]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> Path:
+    """One plot of a curve per tracker, legend "name [value]" sorted by value, best first."""
+    figure = figure_type(figsize=PLOT_SIZE_IN, dpi=PLOT_DPI)
+    axes = figure.subplots()
+    for name, (curve, value) in sorted(curves.items(), key=lambda item: -item[1][1]):
+        axes.plot(thresholds, curve, label=f"{name} [{value:.3f}]")
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel, ylim=(0, 1))
+    axes.set_xlim(thresholds[0], thresholds[-1])
+    axes.grid(True, alpha=PLOT_GRID_ALPHA)
+    axes.legend(loc="best")
+    with atomic_output(path) as tmp:
+        figure.savefig(tmp)
+    return path

@@ -1,0 +1,215 @@
+"""Run trackers over a benchmark in worker processes, save each run, and score the saved runs.
+
+Each (tracker, sequence) run is saved to `<out_dir>/predictions/<tracker>/<sequence>.csv`
+once complete; a later call finds it there and does not track that pair again (resume).
+Scores are always recomputed from the saved files.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..boxes import Box
+from ..errors import IBFPError, TrackerUnavailable
+from ..trackers import SingleObjectTracker, TrackerFactory, TrackerOutput, tracker_factory
+from .datasets import Sequence, open_dataset
+from .metrics import score_sequence
+from .predictions import Predictions, has_predictions, read_predictions, write_predictions
+from .report import EvalReport, SequenceResult, build_report, write_report
+
+PREDICTIONS_FOLDER = "predictions"
+INIT_SCORE = 1.0
+"""Score recorded on frame 0, where the box is the ground truth the tracker starts from."""
+MS_PER_S = 1000.0
+WORKER_THREADS = 1
+"""Torch and OpenCV threads per worker process when several run at once (no oversubscription)."""
+
+ProgressCallback = Callable[[int, int, str], None]
+"""progress(done, total, "tracker/sequence"), called as each run finishes or is found saved."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """One tracker on one sequence; picklable for a spawned worker."""
+
+    tracker: str
+    factory: TrackerFactory
+    options: dict[str, object]
+    sequence: Sequence
+    output: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.tracker}/{self.sequence.name}"
+
+
+def default_workers() -> int:
+    """Half the CPU cores, at least one: each worker also decodes its own frames."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def run_evaluation(
+    dataset: Path,
+    trackers: list[str],
+    out_dir: Path,
+    *,
+    device: str = "auto",
+    weights: Path | None = None,
+    workers: int | None = None,
+    sequences: list[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> EvalReport:
+    """Track every selected sequence of `dataset` with each tracker, then score and report.
+
+    Trackers that cannot run here (missing OpenCV build, model files, weights) are listed in
+    the report's `unavailable` instead of failing the run (unless none can run). Writes into
+    `out_dir`, creating it.
+    """
+    chosen = select_sequences(open_dataset(dataset), sequences)
+    options: dict[str, object] = {"device": device, "weights": weights}
+    factories, unavailable = _available_trackers(trackers, options)
+    if not factories:
+        raise TrackerUnavailable("no tracker can run here: " + "; ".join(unavailable.values()))
+    out_dir = Path(out_dir)
+    runs = [
+        _Run(name, factory, options, seq, out_dir / PREDICTIONS_FOLDER / name / f"{seq.name}.csv")
+        for name, factory in factories.items()
+        for seq in chosen
+    ]
+    for name in factories:
+        _make_folder(out_dir / PREDICTIONS_FOLDER / name)
+    _track_missing(runs, workers or default_workers(), progress)
+    results = [_scored(run) for run in runs]
+    return write_report(build_report(results, unavailable), out_dir, Path(dataset).name)
+
+
+def select_sequences(all_sequences: list[Sequence], names: list[str] | None) -> list[Sequence]:
+    """The sequences called `names` (all when None), in the dataset's order."""
+    if names is None:
+        return all_sequences
+    known = {s.name for s in all_sequences}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise IBFPError(
+            f"no sequence named {', '.join(unknown)} in the dataset "
+            f"({len(known)} sequences, e.g. {', '.join(sorted(known)[:3])})"
+        )
+    wanted = set(names)
+    return [s for s in all_sequences if s.name in wanted]
+
+
+def track_sequence(tracker: SingleObjectTracker, sequence: Sequence) -> Predictions:
+    """Start `tracker` from the first ground-truth box and run it on every later frame.
+
+    Only the init / update calls are timed, not decoding.
+    """
+    count = len(sequence)
+    boxes = np.empty((count, 4))
+    scores = np.empty(count)
+    lost = np.zeros(count, dtype=bool)
+    times_ms = np.empty(count)
+    first = Box(*(float(v) for v in sequence.gt[0]))
+    for index, frame in enumerate(sequence.frames()):
+        start = time.perf_counter()
+        if index == 0:
+            tracker.init(frame, first)
+            output = TrackerOutput(first, INIT_SCORE)
+        else:
+            output = tracker.update(frame)
+        times_ms[index] = (time.perf_counter() - start) * MS_PER_S
+        boxes[index] = output.box.xywh()
+        scores[index] = output.score
+        lost[index] = output.lost
+    return Predictions(boxes, scores, lost, times_ms)
+
+
+def _available_trackers(
+    names: list[str], options: dict[str, object]
+) -> tuple[dict[str, TrackerFactory], dict[str, str]]:
+    """Factories of the trackers that can be created here, and why the others cannot."""
+    factories: dict[str, TrackerFactory] = {}
+    unavailable: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        factory = tracker_factory(name)  # an unknown name is an error, not "unavailable"
+        try:
+            factory(**options)
+        except IBFPError as e:
+            unavailable[name] = str(e)
+        else:
+            factories[name] = factory
+    return factories, unavailable
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IBFPError(f"cannot create output folder {folder}: {e.strerror or e}") from None
+
+
+def _track_missing(runs: list[_Run], workers: int, progress: ProgressCallback | None) -> None:
+    """Track the runs without a complete saved file, longest sequences first."""
+    pending, done = [], 0
+    for run in runs:
+        if has_predictions(run.output, len(run.sequence)):
+            done += 1
+            if progress is not None:
+                progress(done, len(runs), run.label)
+        else:
+            pending.append(run)
+    pending.sort(key=lambda r: -len(r.sequence))
+    if workers <= 1 or len(pending) <= 1:
+        for run in pending:
+            _track(run)
+            done += 1
+            if progress is not None:
+                progress(done, len(runs), run.label)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(pending)), mp_context=context, initializer=_limit_threads
+    ) as pool:
+        futures = {pool.submit(_track, run): run for run in pending}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                done += 1
+                if progress is not None:
+                    progress(done, len(runs), futures[future].label)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _track(run: _Run) -> None:
+    """Create the tracker, track the sequence, save the predictions (in a worker or here)."""
+    write_predictions(run.output, track_sequence(run.factory(**run.options), run.sequence))
+
+
+def _limit_threads() -> None:
+    """Worker start-up: one thread each for torch and OpenCV."""
+    os.environ["OMP_NUM_THREADS"] = str(WORKER_THREADS)  # read by torch when first imported
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(WORKER_THREADS)
+    cv2.setNumThreads(WORKER_THREADS)
+
+
+def _scored(run: _Run) -> SequenceResult:
+    predictions = read_predictions(run.output)
+    return SequenceResult(
+        tracker=run.tracker,
+        sequence=run.sequence.name,
+        frames=len(predictions),
+        score=score_sequence(predictions.boxes, run.sequence.gt, run.sequence.absent),
+        track_seconds=float(np.sum(predictions.times_ms)) / MS_PER_S,
+    )

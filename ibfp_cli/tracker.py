@@ -1,0 +1,287 @@
+"""IBFPTracker: crop, run the network, post-process, keep the online state."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .boxes import Box
+from .config import LossConfig, TrackerConfig, from_dict
+from .crop import CropWindow, context_window
+from .errors import IBFPError
+from .model.ibfp import IBFP, Prediction, Template
+from .model.online import fit_filter
+from .model.xcorr import trim_kernel
+from .train.labels import gaussian_labels
+from .trackers import TrackerOutput, register
+from .weights import load_model, resolve_weights
+
+CPU_THREADS_MAX = 4  # beyond this, per-frame work is too small for more threads to help
+AUGMENT_SHIFT = 0.3  # first-frame copies shifted by up to 0.3 target sizes (spec 4)
+AUGMENT_SCALE = 0.1  # ... and scaled by up to +-10%
+AUGMENT_BLUR_SIGMA = 1.0  # ... one blurred copy, one flipped copy
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """'auto' is CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise IBFPError("--device cuda asked for, but torch sees no CUDA GPU")
+    if device not in ("cpu", "cuda"):
+        raise IBFPError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+class StageTimes:
+    """Seconds spent per stage of `update` (crop, backbone, fusion+head, post, online).
+
+    With `sync` (CUDA), each stage waits for the GPU so its time is its own.
+    """
+
+    def __init__(self, sync: bool) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.frames = 0
+        self.sync = sync
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        if self.sync:
+            torch.cuda.synchronize()
+        self.seconds[stage] += time.perf_counter() - start
+
+
+@dataclass
+class OnlineMemory:
+    """Bounded memory of (adapted feature, label) samples; the first frame's are kept."""
+
+    capacity: int
+    features: list[torch.Tensor] = field(default_factory=list)  # each (D, H16, W16)
+    labels: list[torch.Tensor] = field(default_factory=list)  # each (1, H16, W16)
+    permanent: int = 0
+
+    def add(self, feature: torch.Tensor, label: torch.Tensor, permanent: bool = False) -> None:
+        if len(self.features) >= self.capacity:
+            del self.features[self.permanent], self.labels[self.permanent]
+        self.features.append(feature)
+        self.labels.append(label)
+        self.permanent += int(permanent)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        X, Y = torch.stack(self.features), torch.stack(self.labels)
+        return X, Y, torch.full((len(X),), 1.0 / len(X), device=X.device)
+
+
+class IBFPTracker:
+    """The IBFP tracker behind the SingleObjectTracker contract."""
+
+    name = "ibfp"
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        device: str = "auto",
+        config: TrackerConfig | None = None,
+        model: IBFP | None = None,
+        profile: bool = False,
+    ) -> None:
+        self.device = pick_device(device)
+        self.times = StageTimes(sync=profile and self.device.type == "cuda")
+        if self.device.type == "cpu":
+            torch.set_num_threads(min(CPU_THREADS_MAX, os.cpu_count() or 1))
+        if model is None:
+            model, self.meta = load_model(resolve_weights(weights), self.device)
+        else:
+            self.meta = {}
+        self.model = model.to(self.device).eval()
+        self.config = config or from_dict(TrackerConfig, self.meta.get("tracker", {}))
+        self.loss = LossConfig()
+        mc = self.model.config
+        self.size8 = mc.input_size // mc.strides[0]
+        hann = torch.hann_window(self.size8 + 2, periodic=False, device=self.device)[1:-1]
+        self.window = torch.outer(hann, hann)
+        self.template: Template | None = None
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _tensor(self, crops: np.ndarray) -> torch.Tensor:
+        # crops: (N, S, S, 3) uint8 -> (N, 3, S, S) float on the device
+        t = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
+        return t.permute(0, 3, 1, 2).float()
+
+    def _features(self, crops: np.ndarray) -> tuple[torch.Tensor, ...]:
+        with self._autocast():
+            return self.model.project(self.model.backbone_features(self._tensor(crops)))
+
+    @torch.inference_mode()
+    def init(self, frame: np.ndarray, box: Box) -> None:
+        """Compute the template once and fit the online template on augmented first-frame copies."""
+        cfg, mc = self.config, self.model.config
+        self.frame_size = (frame.shape[1], frame.shape[0])
+        self.box = box
+        self.base_side = context_window(box, cfg.search_area_scale, mc.input_size).side
+        self.search_growth = 1.0
+        self.frames_since_update = 0
+        window = context_window(box, cfg.search_area_scale, mc.input_size)
+        crop_box = window.to_crop(box)
+        z = self._features(window.crop(frame)[None])
+        boxes = torch.tensor([crop_box.xywh()], device=self.device)
+        with self._autocast():
+            t = self.model.template(z, boxes)
+        self.template = Template(
+            trim_kernel(t.T8.float()), trim_kernel(t.T16.float()), trim_kernel(t.T32.float()), t.online_filter.float()
+        )
+        self.memory = OnlineMemory(cfg.online_memory)
+        if cfg.use_online:
+            crops, crop_boxes = self._augmented(frame, box)
+            with self._autocast():
+                feats = self.model.online(self._features(crops)[1]).float()
+            labels = self._online_labels(torch.tensor(crop_boxes, device=self.device, dtype=torch.float32), feats.shape[-1])
+            for f, y in zip(feats, labels):
+                self.memory.add(f, y, permanent=True)
+            self._fit(cfg.online_init_steps)
+
+    def _augmented(self, frame: np.ndarray, box: Box) -> tuple[np.ndarray, list[tuple[float, ...]]]:
+        """First-frame copies: the plain crop, shifted and scaled ones, a flip and a blur."""
+        cfg, size = self.config, self.model.config.input_size
+        rng = np.random.default_rng(0)
+        crops, boxes = [], []
+        for i in range(cfg.online_init_augments):
+            dx, dy = (rng.uniform(-AUGMENT_SHIFT, AUGMENT_SHIFT, 2) * [box.w, box.h]) if i else (0.0, 0.0)
+            scale = float(np.exp(rng.uniform(-AUGMENT_SCALE, AUGMENT_SCALE))) if i else 1.0
+            base = context_window(box, cfg.search_area_scale, size)
+            window = CropWindow(base.cx + dx, base.cy + dy, base.side * scale, size)
+            crop, crop_box = window.crop(frame), window.to_crop(box)
+            if i == 1:  # horizontal flip
+                crop = crop[:, ::-1]
+                crop_box = Box(size - crop_box.x2, crop_box.y, crop_box.w, crop_box.h)
+            if i == 2:
+                crop = cv2.GaussianBlur(crop, (0, 0), AUGMENT_BLUR_SIGMA)
+            crops.append(crop)
+            boxes.append(crop_box.xywh())
+        return np.stack(crops), boxes
+
+    def _online_labels(self, boxes: torch.Tensor, size: int) -> torch.Tensor:
+        return gaussian_labels(boxes, size, self.model.config.online_stride, self.loss.sigma)
+
+    def _fit(self, steps: int) -> None:
+        X, Y, w = self.memory.tensors()
+        f = fit_filter(self.template.online_filter, X, Y, w, steps, self.config.online_regularization, self.loss.tau)
+        self.template.online_filter = f
+        self.frames_since_update = 0
+
+    @torch.inference_mode()
+    def update(self, frame: np.ndarray) -> TrackerOutput:
+        """Search around the last position; decode, smooth and clamp the box; update online."""
+        if self.template is None:
+            raise IBFPError("IBFPTracker.update called before init")
+        times = self.times
+        times.frames += 1
+        window = CropWindow(self.box.cx, self.box.cy, self.base_side * self.search_growth, self.model.config.input_size)
+        with times("crop"):
+            crop = self._tensor(window.crop(frame)[None])
+        with times("backbone"), self._autocast():
+            raw = self.model.backbone_features(crop)
+        with times("fusion+head"), self._autocast():
+            pred = self.model(self.template, self.model.project(raw))
+        with times("post"):
+            out = self._locate(pred, window)
+        if self.config.use_online and not out.lost:
+            with times("online"):
+                self._online_step(pred.online_feature[0].float(), pred.online[0, 0].float(), window, out.score)
+        return out
+
+    def _locate(self, pred: Prediction, window: CropWindow) -> TrackerOutput:
+        """Mix the maps, penalise, pick the peak, decode, smooth and clamp the box."""
+        cfg, mc = self.config, self.model.config
+        centre = pred.centre[0, 0].float()
+        score = centre
+        if cfg.use_online:
+            online = F.interpolate(pred.online.float(), size=centre.shape, mode="bilinear", align_corners=False)[0, 0]
+            score = cfg.offline_weight * centre + cfg.online_weight * online
+        ltrb = pred.ltrb[0].float()  # (4, H, W) crop pixels
+        penalty = self._size_penalty(ltrb, window)
+        pscore = score * penalty
+        pscore = pscore * (1 - cfg.window_influence) + self.window * cfg.window_influence
+        idx = int(torch.argmax(pscore))
+        iy, ix = divmod(idx, score.shape[1])
+        confidence = float(score[iy, ix].clamp(0.0, 1.0))
+        lost = confidence < cfg.lost_threshold
+        if lost:
+            self.search_growth = min(self.search_growth * cfg.lost_search_growth, cfg.lost_search_max)
+            return TrackerOutput(self.box, confidence, True)
+        self.search_growth = 1.0
+        stride = mc.strides[0]
+        px, py = (ix + 0.5) * stride, (iy + 0.5) * stride
+        l, t, r, b = (float(v) for v in ltrb[:, iy, ix])
+        found = window.to_frame(Box.from_xyxy(px - l, py - t, px + r, py + b))
+        lr = float(penalty[iy, ix]) * confidence * cfg.size_lr
+        w = self.box.w * (1 - lr) + found.w * lr
+        h = self.box.h * (1 - lr) + found.h * lr
+        self.box = self._clamp(Box.from_center(found.cx, found.cy, w, h))
+        return TrackerOutput(self.box, confidence, False)
+
+    def _size_penalty(self, ltrb: torch.Tensor, window: CropWindow) -> torch.Tensor:
+        """exp(-k (r_c s_c - 1)): scale and aspect change against the last box (SiamRPN++)."""
+        w, h = ltrb[0] + ltrb[2], ltrb[1] + ltrb[3]
+        last = window.to_crop(self.box)
+
+        def change(r: torch.Tensor) -> torch.Tensor:
+            return torch.maximum(r, 1.0 / r)
+
+        def sz(w_: torch.Tensor | float, h_: torch.Tensor | float) -> torch.Tensor:
+            pad = (w_ + h_) * 0.5
+            return torch.sqrt(torch.as_tensor((w_ + pad) * (h_ + pad)))
+
+        s_c = change(sz(w, h) / sz(last.w, last.h))
+        r_c = change((last.w / last.h) / (w / h).clamp(min=1e-6))
+        return torch.exp(-(r_c * s_c - 1) * self.config.size_penalty_k)
+
+    def _clamp(self, box: Box) -> Box:
+        """Centre inside the frame, size within [min_size, frame size]."""
+        fw, fh = self.frame_size
+        cx, cy = min(max(box.cx, 0.0), fw), min(max(box.cy, 0.0), fh)
+        w = min(max(box.w, self.config.min_size), fw)
+        h = min(max(box.h, self.config.min_size), fh)
+        return Box.from_center(cx, cy, w, h)
+
+    def _online_step(self, feature: torch.Tensor, response: torch.Tensor, window: CropWindow, confidence: float) -> None:
+        """Memorise a confident frame; refit every `online_interval` frames or on a hard negative."""
+        cfg = self.config
+        self.frames_since_update += 1
+        if confidence >= cfg.online_min_score:
+            crop_box = torch.tensor([window.to_crop(self.box).xywh()], device=self.device, dtype=torch.float32)
+            self.memory.add(feature, self._online_labels(crop_box, feature.shape[-1])[0])
+        if self.frames_since_update >= cfg.online_interval or self._hard_negative(response):
+            self._fit(cfg.online_update_steps)
+
+    def _hard_negative(self, response: torch.Tensor) -> bool:
+        """A second peak, away from the first, at least hard_negative_ratio as strong."""
+        peak = float(response.max())
+        if peak <= 0:
+            return False
+        iy, ix = divmod(int(torch.argmax(response)), response.shape[1])
+        r = self.config.hard_negative_exclusion
+        masked = response.clone()
+        masked[max(iy - r, 0) : iy + r + 1, max(ix - r, 0) : ix + r + 1] = float("-inf")
+        return float(masked.max()) >= self.config.hard_negative_ratio * peak
+
+
+@register("ibfp", "IBFP (this project's tracker, shipped weights)")
+def create(device: str = "auto", weights: str | Path | None = None, **_: object) -> IBFPTracker:
+    return IBFPTracker(weights=weights, device=device)

@@ -1,0 +1,1 @@
+"""Training: crop cache, feature cache, pair sampling, labels, losses and the training loop."""

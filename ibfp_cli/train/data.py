@@ -1,0 +1,145 @@
+"""Training sources and template/search pair sampling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..boxes import Box
+from ..synthetic import SyntheticSpec, render_synthetic
+from .augment import AugmentConfig, sample_view
+
+Kind = Literal["sot", "det", "syn"]
+KINDS: tuple[Kind, ...] = ("sot", "det", "syn")
+
+
+@dataclass
+class Source:
+    """Images of one video (or one set of still-image crops) with one box per image.
+
+    frames: (N, H, W, 3) RGB uint8; boxes: (N, 4) x, y, w, h in those images' pixels;
+    index: each image's frame number in its video (pairs are drawn within a frame gap).
+    For still images (kind "det") every image is its own object: pairs use one image twice.
+    """
+
+    name: str
+    kind: Kind
+    frames: np.ndarray
+    boxes: np.ndarray
+    index: np.ndarray
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Where pairs come from (issue 5: sampling weights configurable)."""
+
+    weights: tuple[float, float, float] = (0.5, 0.3, 0.2)  # measured: sot, det, syn
+    negative_fraction: float = 0.2  # issue 5: about 20% negative pairs
+    max_frame_gap: int = 100  # SiamRPN++ practice for video pairs
+
+
+@dataclass
+class Pair:
+    template: tuple[int, int]  # (source, item)
+    search: tuple[int, int]
+    positive: bool
+
+
+class PairSampler:
+    """Draws (template, search, positive) item pairs across sources by kind weights."""
+
+    def __init__(self, sources: list[Source], cfg: SamplingConfig, seed: int) -> None:
+        if not sources:
+            raise ValueError("no training sources")
+        self.sources, self.cfg = sources, cfg
+        self.rng = np.random.default_rng(seed)
+        by_kind = {k: [i for i, s in enumerate(sources) if s.kind == k] for k in KINDS}
+        self.kinds = [k for k in KINDS if by_kind[k]]
+        w = np.array([cfg.weights[KINDS.index(k)] for k in self.kinds], dtype=float)
+        self.kind_p = w / w.sum()
+        self.by_kind = by_kind
+
+    def _item_in(self, kind: Kind) -> tuple[int, int]:
+        members = self.by_kind[kind]
+        sizes = np.array([len(self.sources[i].boxes) for i in members], dtype=float)
+        s = members[int(self.rng.choice(len(members), p=sizes / sizes.sum()))]
+        return s, int(self.rng.integers(len(self.sources[s].boxes)))
+
+    def sample(self) -> Pair:
+        kind = self.kinds[int(self.rng.choice(len(self.kinds), p=self.kind_p))]
+        s, i = self._item_in(kind)
+        if len(self.sources) > 1 and self.rng.random() < self.cfg.negative_fraction:
+            other = s
+            while other == s:
+                other = int(self.rng.integers(len(self.sources)))
+            return Pair((s, i), (other, int(self.rng.integers(len(self.sources[other].boxes)))), False)
+        src = self.sources[s]
+        if src.kind == "det":
+            return Pair((s, i), (s, i), True)
+        near = np.flatnonzero(np.abs(src.index - src.index[i]) <= self.cfg.max_frame_gap)
+        return Pair((s, i), (s, int(self.rng.choice(near))), True)
+
+
+@dataclass
+class ImageBatch:
+    """Crops (B, 3, S, S) float 0..255 and boxes (B, 4) crop pixels; positive (B,) bool."""
+
+    template: torch.Tensor
+    template_boxes: torch.Tensor
+    search: torch.Tensor
+    search_boxes: torch.Tensor
+    positive: torch.Tensor
+
+
+def image_batch(
+    sampler: PairSampler, batch_size: int, area_scale: float, size: int, template_aug: AugmentConfig, search_aug: AugmentConfig
+) -> ImageBatch:
+    """Sample pairs and cut their crops (the end-to-end path, used on GPUs and in tests)."""
+    parts: dict[str, list] = {k: [] for k in ("t", "tb", "s", "sb", "p")}
+    for _ in range(batch_size):
+        pair = sampler.sample()
+        for (src_i, item), aug, key in ((pair.template, template_aug, "t"), (pair.search, search_aug, "s")):
+            src = sampler.sources[src_i]
+            crop, box = sample_view(src.frames[item], Box(*src.boxes[item]), sampler.rng, area_scale, size, aug)
+            parts[key].append(crop)
+            parts[key + "b"].append(box.xywh())
+        parts["p"].append(pair.positive)
+
+    def images(xs: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float()
+
+    return ImageBatch(
+        images(parts["t"]),
+        torch.tensor(parts["tb"], dtype=torch.float32),
+        images(parts["s"]),
+        torch.tensor(parts["sb"], dtype=torch.float32),
+        torch.tensor(parts["p"]),
+    )
+
+
+SYNTHETIC_SIZE = (320, 240)  # small frames: the crops are all training uses of them
+
+
+def synthetic_sources(count: int, frames: int, seed: int) -> list[Source]:
+    """Generated clips with distractors and occlusions (issue 5: synthetic sequences)."""
+    rng = np.random.default_rng(seed)
+    sources = []
+    for i in range(count):
+        w, h = (int(v) for v in rng.integers(24, 72, 2))
+        start = int(rng.integers(0, frames // 2))
+        spec = SyntheticSpec(
+            width=SYNTHETIC_SIZE[0], height=SYNTHETIC_SIZE[1], frames=frames, object_size=(w, h),
+            speed=float(rng.uniform(1, 6)), distractors=int(rng.integers(0, 3)),
+            occlusion=(start, start + int(rng.integers(3, 10))) if rng.random() < 0.5 else None,
+            seed=seed * 1000 + i,
+        )
+        imgs, boxes = render_synthetic(spec)
+        index = np.arange(frames)
+        visible = np.ones(frames, bool)
+        if spec.occlusion:  # an occluded target is not a positive example
+            visible[spec.occlusion[0] : spec.occlusion[1]] = False
+        sources.append(Source(f"syn{i:03d}", "syn", imgs[visible], boxes[visible].astype(np.float32), index[visible]))
+    return sources

@@ -1,0 +1,133 @@
+"""`ibfp train prepare`: a compact crop cache of every training target, one H.264 video per source.
+
+Each annotated frame is cropped around its target with enough context for shift and scale
+augmentation and stored as a frame of its source's video (consecutive crops compress well),
+with the box in crop pixels in `index.csv`. The videos are read back with OpenCV alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from ..boxes import Box
+from ..crop import context_window
+from ..errors import IBFPError
+from .data import Source
+
+VAL_SPLIT_FILE = Path(__file__).with_name("val_split.txt")
+INDEX_FILE = "index.csv"
+META_FILE = "meta.json"
+MIN_TARGET_PX = 12.0  # smaller targets carry too little texture to learn from
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Crop cache geometry and compression."""
+
+    crop_size: int = 320  # measured: 320 px crops keep the 64 MiB bound with frame_step 2
+    context: float = 7.0  # crop side in target sizes: room for +-1 target of shift, x1.4 zoom
+    frame_step: int = 2  # every 2nd annotated video frame (neighbours are near duplicates)
+    crf: int = 26  # H.264 quality (lower is better); measured cost in weights/MODEL_CARD.md
+    fps: float = 30.0
+
+
+def val_sequences() -> set[str]:
+    """Names in the validation split file."""
+    lines = VAL_SPLIT_FILE.read_text().splitlines()
+    return {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
+
+
+def read_gt(path: Path) -> dict[int, Box]:
+    """This project's `<name>.gt.csv` (frame,x,y,w,h; empty = absent) as frame -> Box."""
+    gt = pd.read_csv(path).dropna()
+    return {int(r.frame): Box(r.x, r.y, r.w, r.h) for r in gt.itertuples()}
+
+
+def _sot_items(path: Path, gt: dict[int, Box], step: int) -> Iterator[tuple[int, np.ndarray, Box]]:
+    from ..video import read_video
+
+    with read_video(path) as video:
+        for frame in video:
+            box = gt.get(frame.index)
+            if box is not None and frame.index % step == 0 and min(box.w, box.h) >= MIN_TARGET_PX:
+                yield frame.index, frame.image, box
+
+
+def _det_items(folder: Path) -> Iterator[tuple[int, np.ndarray, Box]]:
+    table = pd.read_csv(folder / "boxes.csv")
+    item = 0
+    for name, rows in table.groupby("image", sort=True):
+        image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        for r in rows.itertuples():
+            if min(r.w, r.h) >= MIN_TARGET_PX:
+                yield item, image, Box(r.x, r.y, r.w, r.h)
+                item += 1
+
+
+def prepare_crop_cache(
+    data_dir: Path, out_dir: Path, cfg: CacheConfig = CacheConfig(), progress: Callable[[str], None] | None = None
+) -> pd.DataFrame:
+    """Write the crop cache of the training sequences (val split excluded) and still images."""
+    from ..video import VideoWriter
+
+    sot, det = data_dir / "sot", data_dir / "det"
+    if not sot.is_dir() and not det.is_dir():
+        raise IBFPError(f"{data_dir} has neither sot/ nor det/")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    val = val_sequences()
+    jobs: list[tuple[str, str, Iterator]] = []
+    for video in sorted(sot.glob("*.mp4")) if sot.is_dir() else []:
+        name = video.name[: -len(".mp4")]
+        if name not in val:
+            jobs.append((name, "sot", _sot_items(video, read_gt(sot / f"{name}.gt.csv"), cfg.frame_step)))
+    for folder in sorted(p for p in det.iterdir() if (p / "boxes.csv").is_file()) if det.is_dir() else []:
+        jobs.append((f"det_{folder.name}", "det", _det_items(folder)))
+    rows = []
+    for name, kind, items in jobs:
+        if progress:
+            progress(name)
+        with VideoWriter(out_dir / f"{name}.mp4", cfg.crop_size, cfg.crop_size, cfg.fps, crf=cfg.crf) as writer:
+            for item, (frame, image, box) in enumerate(items):
+                window = context_window(box, cfg.context, cfg.crop_size)
+                writer.write(window.crop(image))
+                b = window.to_crop(box)
+                rows.append((name, kind, item, frame, b.x, b.y, b.w, b.h))
+    index = pd.DataFrame(rows, columns=["source", "kind", "item", "frame", "x", "y", "w", "h"])
+    index.to_csv(out_dir / INDEX_FILE, index=False)
+    (out_dir / META_FILE).write_text(json.dumps({"crop_size": cfg.crop_size, "context": cfg.context}))
+    return index
+
+
+def load_crop_cache(cache_dir: Path) -> list[Source]:
+    """Decode a crop cache into memory, one Source per video (OpenCV only)."""
+    index_path = cache_dir / INDEX_FILE
+    if not index_path.is_file():
+        raise IBFPError(f"{cache_dir} is not a crop cache (no {INDEX_FILE}); run `ibfp train prepare`")
+    index = pd.read_csv(index_path)
+    sources = []
+    for name, rows in index.groupby("source", sort=True):
+        capture = cv2.VideoCapture(str(cache_dir / f"{name}.mp4"))
+        frames = []
+        while len(frames) < len(rows):
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        capture.release()
+        if len(frames) != len(rows):
+            raise IBFPError(f"{name}.mp4 in {cache_dir} has {len(frames)} frames, index lists {len(rows)}")
+        rows = rows.sort_values("item")
+        sources.append(
+            Source(str(name), rows.kind.iloc[0], np.stack(frames), rows[["x", "y", "w", "h"]].to_numpy(np.float32), rows.frame.to_numpy())
+        )
+    return sources
