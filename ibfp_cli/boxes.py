@@ -26,6 +26,11 @@ class Box:
     w: float
     h: float
 
+    def __post_init__(self) -> None:
+        # plain Python floats, whatever numeric type came in (numpy scalars print differently)
+        for name in ("x", "y", "w", "h"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
     @classmethod
     def from_xyxy(cls, x1: float, y1: float, x2: float, y2: float) -> Box:
         return cls(float(x1), float(y1), float(x2 - x1), float(y2 - y1))

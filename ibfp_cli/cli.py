@@ -28,13 +28,16 @@ from . import __version__
 from .annotations import DEFAULT_LABEL
 from .batch import run_batch
 from .boxes import BoxFormat, parse_box
+from .config import TrainConfig
 from .demo import run_demo
 from .errors import IBFPError
 from .formats import FORMAT_BY_EXTENSION, format_names, read_annotations
+from .keyframes import combined_keyframes, load_keyframes, retrack_to_file
 from .opencv_trackers import MODELS_ENV
 from .pipeline import Seed, track_to_file
 from .progress import ProgressCallback, StageProgress
 from .render import render_video
+from .review import DEFAULT_THRESHOLD, MAX_TILES, contact_sheet, low_confidence_segments
 from .trackers import create_tracker, tracker_descriptions, tracker_names
 from .video import probe
 
@@ -53,8 +56,6 @@ app = typer.Typer(
 train_app = typer.Typer(
     help="Train the IBFP tracker's weights (prepare data, run, resume).", no_args_is_help=True
 )
-# The training commands (`ibfp train prepare`, `ibfp train run`, ...) are added to train_app
-# by the training issue's module.
 app.add_typer(train_app, name="train")
 
 out = Console()
@@ -415,6 +416,176 @@ def demo(
     out.print(f"mean IoU against the generated truth: {result.mean_iou:.3f}")
 
 
+@app.command()
+def retrack(
+    video: Annotated[
+        Path, typer.Argument(help="The video the boxes belong to.", show_default=False)
+    ],
+    keyframes: Annotated[
+        Path,
+        typer.Option(
+            "--keyframes",
+            "-k",
+            help="Boxes you drew or corrected: a CSV with frame,id,x,y,w,h[,label] (0-based "
+            "frames, pixels) or any annotation file ibfp reads. From CVAT XML only boxes "
+            "marked manual are taken (keyframe=\"1\" in CVAT's own exports).",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ],
+    out_file: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output annotation file; may be the --existing file. Written only when "
+            "complete.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ],
+    existing: Annotated[
+        Path | None,
+        typer.Option(
+            help="A previous run's output. Its keyframes are kept (one in --keyframes on the "
+            "same object and frame replaces it); only frames next to new, moved or removed "
+            "keyframes are tracked again, the rest is copied.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    replace_keyframes: Annotated[
+        bool,
+        typer.Option(
+            "--replace-keyframes",
+            help="Use only the keyframes in --keyframes; those of --existing it does not list "
+            "are dropped and the frames around them tracked again.",
+        ),
+    ] = False,
+    keyframes_format: Annotated[
+        str | None,
+        typer.Option(
+            help="Format of --keyframes, as for --format. Default: from its extension.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: FormatOption = None,
+    tracker: TrackerOption = DEFAULT_TRACKER,
+    device: DeviceOption = "auto",
+    weights: WeightsOption = None,
+    render: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write a preview video (.mp4) with the boxes drawn.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Track objects again from the boxes you drew or corrected, forward and backward.
+
+    From each keyframe an object is tracked forward to the next keyframe and backward to the one before.
+    Where both passes reach a frame the more confident box is kept.
+    Keyframes are never changed and are flagged in the output.
+    """
+    with _reported_errors():
+        given = load_keyframes(keyframes, keyframes_format)
+        previous = read_annotations(existing) if existing is not None else None
+        if previous is not None and not replace_keyframes:
+            given = combined_keyframes(previous, given)
+        with _progress() as stage:
+            result = retrack_to_file(
+                video,
+                given,
+                out_file,
+                fmt=fmt,
+                tracker=tracker,
+                existing=previous,
+                device=device,
+                weights=weights,
+                progress=stage(f"re-tracking {video.name}"),
+            )
+            annotations = result.annotations
+            if render is not None:
+                render_video(video, annotations, render, progress=stage(f"rendering {render.name}"))
+        frames = sum(s.last - s.first + 1 for s in result.retracked)
+        out.print(f"tracked {frames} frame(s) again in {len(result.retracked)} stretch(es)")
+        for s in result.retracked:
+            out.print(f"  object {s.id}: frames {s.first}..{s.last}")
+        boxes, objects = len(annotations.records), len(annotations.ids())
+        out.print(
+            f"wrote {boxes} boxes of {objects} object(s) to {escape(str(out_file))}",
+            soft_wrap=True,
+        )
+        if render is not None:
+            out.print(f"wrote preview {escape(str(render))}", soft_wrap=True)
+
+
+@app.command()
+def review(
+    video: Annotated[
+        Path, typer.Argument(help="The video the boxes belong to.", show_default=False)
+    ],
+    boxes: Annotated[
+        Path,
+        typer.Argument(
+            help="Annotation file with scores (csv, mot, coco or cvat; labelstudio stores no "
+            "scores).",
+            show_default=False,
+        ),
+    ],
+    threshold: Annotated[
+        float,
+        typer.Option(help="Boxes scored below this, or flagged lost, are doubtful.", min=0.0),
+    ] = DEFAULT_THRESHOLD,
+    min_length: Annotated[
+        int, typer.Option(help="List only runs of at least this many doubtful frames.", min=1)
+    ] = 1,
+    sheet: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"Also write a contact sheet (PNG): the least confident frame of each run with "
+            f"its box, the {MAX_TILES} least confident runs at most.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    fmt: FormatOption = None,
+) -> None:
+    """List the runs of frames where the tracker was unsure: where to draw keyframes.
+
+    Boxes drawn by a person (keyframes) are never listed.
+    Frames are 0-based decode indices, as in `ibfp retrack --keyframes` files.
+    """
+    with _reported_errors():
+        annotations = read_annotations(boxes, fmt)
+        segments = low_confidence_segments(annotations, threshold, min_length)
+        if not segments:
+            out.print(f"no doubtful boxes (score below {threshold:g} or lost)")
+            return
+        table = Table(title=f"doubtful boxes in {escape(boxes.name)}")
+        for column in ("id", "frames", "length", "lowest score", "at frame"):
+            table.add_column(column, justify="right")
+        for s in segments:
+            table.add_row(
+                str(s.id),
+                f"{s.first}..{s.last}",
+                str(s.length),
+                f"{s.lowest_score:.2f}",
+                str(s.lowest_frame),
+            )
+        out.print(table)
+        if sheet is not None:
+            with _progress() as stage:
+                shown = contact_sheet(
+                    video, annotations, segments, sheet, progress=stage(f"reading {video.name}")
+                )
+            out.print(
+                f"wrote contact sheet {escape(str(sheet))} ({len(shown)} of {len(segments)} runs)",
+                soft_wrap=True,
+            )
+
+
 @app.command(name="eval")
 def evaluate(
     dataset: Annotated[
@@ -465,9 +636,21 @@ def evaluate(
             help="Comma-separated sequence names to run. Default: all.", show_default=False
         ),
     ] = None,
+    val_split: Annotated[
+        bool,
+        typer.Option(
+            "--val-split",
+            help="Run only the validation split that training never sees "
+            "(the names in ibfp_cli/train/val_split.txt; for ../shared/data/sot).",
+        ),
+    ] = False,
 ) -> None:
     """Score trackers on a benchmark (OTB success AUC, precision, normalised precision, speed)."""
     from .evaluate import render_rich_table, run_evaluation  # pandas and friends: load on demand
+    from .train.prepare import val_sequences
+
+    if val_split:
+        sequences = ",".join(sorted(val_sequences()))
 
     if opencv_models is not None:
         os.environ[MODELS_ENV] = str(opencv_models)  # worker processes inherit it
@@ -505,3 +688,120 @@ def list_trackers() -> None:
             status = f"[red]no[/]: {escape(str(e))}"
         table.add_row(name, escape(description), status)
     out.print(table)
+
+
+# --- ibfp train ------------------------------------------------------------------------------
+
+DEFAULT_DATA = Path("../shared/data")
+PresetOption = Annotated[
+    str, typer.Option(help="Model preset: mobile (MobileNetV2, CPU-friendly widths) or paper (ResNet18, paper widths).")
+]
+InitOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="ImageNet backbone weights to start from (torchvision-format ResNet18 file for --preset paper, "
+        "the MobileNetV2 file for --preset mobile). Default: random initialisation.",
+        show_default=False, dir_okay=False, exists=True,
+    ),
+]
+
+
+@train_app.command("prepare")
+def train_prepare(
+    data: Annotated[Path, typer.Option(help="Folder with sot/ (videos + .gt.csv) and det/ (images + boxes.csv).")] = DEFAULT_DATA,
+    out_dir: Annotated[Path, typer.Option("--out", help="Crop cache folder to write (one H.264 video per source + index.csv).")] = Path("cache/crops"),
+    frame_step: Annotated[int, typer.Option(min=1, help="Keep every N-th annotated video frame.")] = 2,
+) -> None:
+    """Build the compact crop cache: every training target cropped with context (val split left out)."""
+    from dataclasses import replace
+
+    from .train.prepare import CacheConfig, prepare_crop_cache
+
+    with _reported_errors():
+        index = prepare_crop_cache(data, out_dir, replace(CacheConfig(), frame_step=frame_step), progress=lambda n: err.print(f"cropping {n}"))
+    size = sum(p.stat().st_size for p in out_dir.iterdir()) / 2**20
+    out.print(f"{len(index)} crops from {index.source.nunique()} sources in {out_dir} ({size:.1f} MiB)")
+
+
+@train_app.command("features")
+def train_features(
+    crops: Annotated[Path | None, typer.Option(help="Crop cache from `ibfp train prepare`.")] = Path("cache/crops"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Feature cache folder to write.")] = Path("cache/features"),
+    preset: PresetOption = "mobile",
+    init: InitOption = None,
+    views: Annotated[int, typer.Option(min=2, help="Jittered views cached per crop (2 or more: pairs need two).")] = 2,
+    step: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=N: keep every N-th crop of the sources of that kind (sot, det) or name (repeatable).")
+    ] = None,
+    synthetic: Annotated[int, typer.Option(min=0, help="Generated clips added as a source.")] = 16,
+    seed: Annotated[int, typer.Option(help="Random seed of the jitter.")] = 0,
+) -> None:
+    """CPU path, step 1: run the frozen backbone once over jittered views and cache its features."""
+    from .train.api import build_features
+
+    with _reported_errors(), _progress("views") as stage:
+        steps = _key_values(step or ["sot=2"])
+        n = build_features(
+            crops, out_dir, preset=preset, init=init, views=views, synthetic=synthetic, seed=seed, steps=steps,
+            progress=stage("backbone"),
+        )
+    out.print(f"{n} views cached in {out_dir}")
+
+
+def _key_values(items: list[str]) -> dict[str, int]:
+    """["sot=2", ...] -> {"sot": 2, ...}; a malformed item is an IBFPError."""
+    pairs = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key or not value.isdigit() or int(value) < 1:
+            raise IBFPError(f"--step {item!r} must look like NAME=N with N >= 1")
+        pairs[key] = int(value)
+    return pairs
+
+
+@train_app.command("run")
+def train_run(
+    run_dir: Annotated[Path, typer.Option("--run", help="Run folder: checkpoint.pt and log.csv; an existing checkpoint is resumed.")],
+    features: Annotated[Path | None, typer.Option(help="Feature cache (CPU path: backbone frozen). Omit to train end to end from --crops.")] = None,
+    crops: Annotated[Path | None, typer.Option(help="Crop cache for end-to-end training (GPU path).")] = None,
+    synthetic: Annotated[int, typer.Option(min=0, help="Generated clips added to --crops (end-to-end path).")] = 0,
+    preset: PresetOption = "mobile",
+    init: InitOption = None,
+    steps: Annotated[int, typer.Option(min=1, help="Total optimiser steps of the run (resumes count).")] = TrainConfig().max_steps,
+    batch_size: Annotated[int, typer.Option(min=1, help="Pairs per step (per GPU under torchrun).")] = TrainConfig().batch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the new modules (backbone: x0.1).")] = TrainConfig().learning_rate,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes on a resumable checkpoint.")] = None,
+    device: DeviceOption = "auto",
+) -> None:
+    """Train (or resume) a run. Multi-GPU: `torchrun --nproc_per_node N -m ibfp_cli train run ...`."""
+    from dataclasses import replace
+
+    from .train.api import run_training
+    from .train.data import SamplingConfig
+
+    cfg = replace(TrainConfig(), max_steps=steps, batch_size=batch_size, learning_rate=lr)
+
+    def report(step: int, row: dict[str, float]) -> None:
+        err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
+
+    with _reported_errors():
+        state = run_training(
+            run_dir, features=features, crops=crops, synthetic=synthetic, preset=preset, init=init, cfg=cfg,
+            sampling=SamplingConfig(), device=device, max_minutes=max_minutes, report=report,
+        )
+    out.print(f"run {run_dir}: step {state.step} of {steps}; checkpoint saved")
+
+
+@train_app.command("export")
+def train_export(
+    run_dir: Annotated[Path, typer.Option("--run", help="Run folder with checkpoint.pt.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Weights file to write, e.g. weights/ibfp-0.1.0.pt.")],
+    data_note: Annotated[str, typer.Option("--data", help="What the run was trained on (kept in the file's metadata).")] = "",
+) -> None:
+    """Write a run's model as an fp16 weights file that `ibfp track` loads."""
+    from .train.api import export_weights
+
+    with _reported_errors():
+        meta = export_weights(run_dir, out_file, data_note)
+    out.print(f"wrote {out_file} ({out_file.stat().st_size / 2**20:.1f} MiB, step {meta['steps']})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections import defaultdict
@@ -41,6 +42,13 @@ def pick_device(device: str = "auto") -> torch.device:
     if device not in ("cpu", "cuda"):
         raise IBFPError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_model(path: Path, device: str) -> tuple[IBFP, dict]:
+    """One loaded network per weights file and device, shared by every object's tracker
+    (inference only, so sharing is safe)."""
+    return load_model(path, device)
 
 
 class StageTimes:
@@ -102,7 +110,7 @@ class IBFPTracker:
         if self.device.type == "cpu":
             torch.set_num_threads(min(CPU_THREADS_MAX, os.cpu_count() or 1))
         if model is None:
-            model, self.meta = load_model(resolve_weights(weights), self.device)
+            model, self.meta = _shared_model(resolve_weights(weights).resolve(), str(self.device))
         else:
             self.meta = {}
         self.model = model.to(self.device).eval()
@@ -134,7 +142,6 @@ class IBFPTracker:
         cfg, mc = self.config, self.model.config
         self.frame_size = (frame.shape[1], frame.shape[0])
         self.box = box
-        self.base_side = context_window(box, cfg.search_area_scale, mc.input_size).side
         self.search_growth = 1.0
         self.frames_since_update = 0
         window = context_window(box, cfg.search_area_scale, mc.input_size)
@@ -192,7 +199,8 @@ class IBFPTracker:
             raise IBFPError("IBFPTracker.update called before init")
         times = self.times
         times.frames += 1
-        window = CropWindow(self.box.cx, self.box.cy, self.base_side * self.search_growth, self.model.config.input_size)
+        base = context_window(self.box, self.config.search_area_scale, self.model.config.input_size)
+        window = CropWindow(base.cx, base.cy, base.side * self.search_growth, base.out_size)
         with times("crop"):
             crop = self._tensor(window.crop(frame)[None])
         with times("backbone"), self._autocast():
@@ -218,9 +226,12 @@ class IBFPTracker:
         penalty = self._size_penalty(ltrb, window)
         pscore = score * penalty
         pscore = pscore * (1 - cfg.window_influence) + self.window * cfg.window_influence
-        idx = int(torch.argmax(pscore))
-        iy, ix = divmod(idx, score.shape[1])
-        confidence = float(score[iy, ix].clamp(0.0, 1.0))
+        idx = torch.argmax(pscore)
+        # one device-to-host copy per frame: peak index, its score, penalty and l, t, r, b
+        peak = torch.stack([idx.float(), score.flatten()[idx], penalty.flatten()[idx], *ltrb.flatten(1)[:, idx]])
+        flat, raw_score, peak_penalty, l, t, r, b = peak.tolist()
+        iy, ix = divmod(int(flat), score.shape[1])
+        confidence = min(max(raw_score, 0.0), 1.0)
         lost = confidence < cfg.lost_threshold
         if lost:
             self.search_growth = min(self.search_growth * cfg.lost_search_growth, cfg.lost_search_max)
@@ -228,9 +239,8 @@ class IBFPTracker:
         self.search_growth = 1.0
         stride = mc.strides[0]
         px, py = (ix + 0.5) * stride, (iy + 0.5) * stride
-        l, t, r, b = (float(v) for v in ltrb[:, iy, ix])
         found = window.to_frame(Box.from_xyxy(px - l, py - t, px + r, py + b))
-        lr = float(penalty[iy, ix]) * confidence * cfg.size_lr
+        lr = peak_penalty * confidence * cfg.size_lr
         w = self.box.w * (1 - lr) + found.w * lr
         h = self.box.h * (1 - lr) + found.h * lr
         self.box = self._clamp(Box.from_center(found.cx, found.cy, w, h))

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cv2
 import motmetrics
 import numpy as np
 import pytest
@@ -486,3 +487,60 @@ def test_eval_scores_trackers_and_reports_unavailable_ones(small_video, tmp_path
     assert "kcf" in rows
     assert "nano" in result.stdout and "unavailable" in result.stdout
     assert (tmp_path / "report").is_dir()
+
+
+# ---- retrack ---------------------------------------------------------------------------------
+
+
+def test_retrack_keeps_the_seed_and_tracks_only_around_the_correction(small_video, tmp_path):
+    path, truth = small_video
+    boxes = tmp_path / "boxes.csv"
+    assert ibfp("track", path, "--box", box_text(truth[0]), "--tracker", "kcf", "-o", boxes).exit_code == 0
+    corrections = tmp_path / "corrections.csv"
+    corrections.write_text(f"frame,id,x,y,w,h\n20,1,{box_text(truth[20])}\n")
+    result = ibfp(
+        "retrack", path, "--keyframes", corrections, "--existing", boxes, "--tracker", "kcf",
+        "-o", boxes,
+    )
+    assert result.exit_code == 0, result.output
+    assert "object 1: frames 1..19" in result.stdout and "object 1: frames 21..39" in result.stdout
+    records = read_annotations(boxes).records
+    assert [r.frame for r in records if r.keyframe] == [0, 20]
+    assert len(records) == len(truth)
+
+
+def test_retrack_with_a_bad_keyframes_file_fails_in_one_line(small_video, tmp_path) -> None:
+    path, _ = small_video
+    corrections = tmp_path / "corrections.csv"
+    corrections.write_text("frame,id,x,y,w,h\n5,1,1,2,oops,4\n")
+    result = ibfp("retrack", path, "--keyframes", corrections, "-o", tmp_path / "out.csv")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {corrections} line 2: w 'oops' is not a number"
+    ]
+    assert not (tmp_path / "out.csv").exists()
+
+
+# ---- review ----------------------------------------------------------------------------------
+
+
+def test_review_lists_doubtful_runs_and_writes_a_sheet(small_video, tmp_path) -> None:
+    path, _ = small_video
+    boxes = tmp_path / "boxes.csv"
+    rows = [f"{f},1,10,10,30,20,{0.2 if 5 <= f <= 8 else 0.9},0,{int(f == 0)}" for f in range(40)]
+    boxes.write_text("frame,id,x,y,w,h,score,lost,keyframe\n" + "\n".join(rows) + "\n")
+    sheet = tmp_path / "review.png"
+    result = ibfp("review", path, boxes, "--sheet", sheet)
+    assert result.exit_code == 0, result.output
+    assert "5..8" in result.stdout and "1 of 1 runs" in result.stdout
+    assert cv2.imread(str(sheet)) is not None
+    quiet = ibfp("review", path, boxes, "--threshold", "0.1")
+    assert quiet.exit_code == 0 and "no doubtful boxes" in quiet.stdout
+
+
+@pytest.mark.parametrize("threshold", ["-1", "abc"])
+def test_review_rejects_a_bad_threshold(small_video, tmp_path, threshold) -> None:
+    path, _ = small_video
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("frame,id,x,y,w,h\n0,1,1,1,5,5\n")
+    assert ibfp("review", path, boxes, "--threshold", threshold).exit_code == 2
