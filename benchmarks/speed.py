@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--weights", help="IBFP weights file (default: the newest shipped)")
     parser.add_argument("--preset", choices=sorted(MODEL_PRESETS), help="time a random model of this preset instead")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=200)
     with tempfile.TemporaryDirectory() as tmp:
         if args.video is None:
             spec = SyntheticSpec(frames=args.frames + 1 + WARMUP_FRAMES)

@@ -771,6 +771,9 @@ def train_run(
     steps: Annotated[int, typer.Option(min=1, help="Total optimiser steps of the run (resumes count).")] = TrainConfig().max_steps,
     batch_size: Annotated[int, typer.Option(min=1, help="Pairs per step (per GPU under torchrun).")] = TrainConfig().batch_size,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the new modules (backbone: x0.1).")] = TrainConfig().learning_rate,
+    decay_every: Annotated[
+        int, typer.Option(min=1, help="Multiply the learning rate by 0.2 every this many steps (counted from step 0).")
+    ] = TrainConfig().decay_every,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes on a resumable checkpoint.")] = None,
     device: DeviceOption = "auto",
 ) -> None:
@@ -780,7 +783,7 @@ def train_run(
     from .train.api import run_training
     from .train.data import SamplingConfig
 
-    cfg = replace(TrainConfig(), max_steps=steps, batch_size=batch_size, learning_rate=lr)
+    cfg = replace(TrainConfig(), max_steps=steps, batch_size=batch_size, learning_rate=lr, decay_every=decay_every)
 
     def report(step: int, row: dict[str, float]) -> None:
         err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))

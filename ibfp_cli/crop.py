@@ -38,7 +38,7 @@ class CropWindow:
         x0, y0 = self.cx - self.side / 2, self.cy - self.side / 2
         # continuous coordinates (pixel centres at k + 0.5): u = a * (x - x0)
         m = np.array([[a, 0.0, a * (0.5 - x0) - 0.5], [0.0, a, a * (0.5 - y0) - 0.5]])
-        fill = tuple(float(v) for v in image.reshape(-1, image.shape[-1]).mean(axis=0))
+        fill = cv2.mean(image)[: image.shape[-1]]
         interp = cv2.INTER_AREA if a < 1 else cv2.INTER_LINEAR
         return cv2.warpAffine(
             image, m, (self.out_size, self.out_size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=fill

@@ -71,5 +71,13 @@ def create_tracker(name: str, **options: object) -> SingleObjectTracker:
     return tracker_factory(name)(**options)
 
 
+@register("ibfp", "IBFP (this project's tracker, shipped weights)")
+def create_ibfp(**options: object) -> SingleObjectTracker:
+    """The IBFP tracker; torch is imported only when one is made, so listing trackers is quick."""
+    from .tracker import create
+
+    return create(**options)
+
+
 def _load_builtin() -> None:
-    from . import opencv_trackers, tracker  # noqa: F401  (modules register themselves)
+    from . import opencv_trackers  # noqa: F401  (the module registers its trackers)

@@ -20,8 +20,8 @@ from ibfp_cli.tracker import IBFPTracker
 from ibfp_cli.train.api import TEMPLATE_AUG
 from ibfp_cli.train.augment import AugmentConfig
 from ibfp_cli.train.data import PairSampler, SamplingConfig, Source, image_batch
-from ibfp_cli.train.loop import train
-from ibfp_cli.weights import load_model, save_weights
+from ibfp_cli.train.loop import export, train
+from ibfp_cli.weights import load_model
 
 TINY = ModelConfig(
     backbone="mobilenetv2", input_size=128, channels=(16, 32, 64), head_hidden=32, online_hidden=32,
@@ -42,7 +42,7 @@ def _train(tmp_path, steps: int, batch: int) -> tuple[IBFP, list[float]]:
     sampler = PairSampler([_source()], SamplingConfig(negative_fraction=0.0), seed=0)
     cfg = TrainConfig(
         model=TINY, batch_size=batch, max_steps=steps, warmup_steps=20, decay_every=steps, learning_rate=3e-3,
-        backbone_lr_scale=1.0, freeze_backbone=False,
+        backbone_lr_scale=1.0, freeze_backbone=False, freeze_bn=False,
     )
     losses: list[float] = []
 
@@ -61,11 +61,11 @@ def test_twenty_steps_lower_the_loss(tmp_path):
 
 @pytest.mark.slow
 def test_trained_model_tracks_its_sequence(tmp_path):
-    model, _ = _train(tmp_path, steps=300, batch=8)
+    _train(tmp_path, steps=300, batch=8)
     path = tmp_path / "tiny.pt"
-    save_weights(path, model, {"note": "mechanics test"})
+    export(tmp_path / "run", path, {"data": "mechanics test"})  # what `ibfp train export` writes
     loaded, meta = load_model(path)
-    assert meta == {"note": "mechanics test"}
+    assert meta["data"] == "mechanics test" and meta["steps"] == 300
     tracker = IBFPTracker(model=loaded, device="cpu")
     frames, gt = render_synthetic(SPEC)
     tracker.init(frames[0], Box(*gt[0]))

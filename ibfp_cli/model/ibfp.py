@@ -59,9 +59,13 @@ class IBFP(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255, persistent=False)
 
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) RGB 0..255 -> ImageNet-normalised input."""
+        return (images - self.mean) / self.std
+
     def backbone_features(self, images: torch.Tensor) -> Features:
         """images: (B, 3, S, S) RGB 0..255 -> raw backbone taps at strides 8, 16, 32."""
-        return self.backbone((images - self.mean) / self.std)
+        return self.backbone(self.normalize(images))
 
     def project(self, raw: Features) -> Features:
         """Raw taps -> fusion widths (c8, c16, c32)."""

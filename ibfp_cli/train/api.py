@@ -100,10 +100,10 @@ def run_training(
             return image_batch(sampler, cfg.batch_size, area, size, TEMPLATE_AUG, AugmentConfig())
 
     model = new_model(preset, init)
-    cfg = replace(cfg, model=model.config)
+    cfg = replace(cfg, model=model.config, freeze_bn=init is not None)
     return train(run_dir, model, next_batch, sampler.rng, cfg, device=pick_device(device), max_minutes=max_minutes, report=report)
 
 
 def export_weights(run_dir: Path, out: Path, data_note: str, tracker: TrackerConfig | None = None) -> dict[str, Any]:
     """Write the run's weights (fp16) with metadata for the model card."""
-    return export(run_dir, out, {"data": data_note, "torch": torch.__version__, "numpy": np.__version__}, tracker)
+    return export(run_dir, out, {"data": data_note, "torch": str(torch.__version__), "numpy": str(np.__version__)}, tracker)

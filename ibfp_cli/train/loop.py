@@ -42,14 +42,17 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def freeze(model: IBFP, cfg: TrainConfig) -> None:
-    """Spec 7: freeze the backbone's early layers and all its BatchNorm statistics
-    (the whole backbone on the cached-feature path)."""
-    frozen = [model.backbone] if cfg.freeze_backbone else model.backbone.frozen_prefix()
-    for module in frozen:
-        module.requires_grad_(False)
-    for module in model.backbone.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eval()
+    """Spec 7: freeze a pretrained backbone's early layers and BatchNorm statistics (the
+    whole backbone on the cached-feature path); a backbone from scratch trains all of it."""
+    if cfg.freeze_backbone:
+        model.backbone.requires_grad_(False)
+    elif cfg.freeze_bn:  # a pretrained backbone keeps its early layers as they are
+        for module in model.backbone.frozen_prefix():
+            module.requires_grad_(False)
+    if cfg.freeze_bn or cfg.freeze_backbone:
+        for module in model.backbone.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
 
 
 def forward_loss(model: IBFP, batch: Batch, cfg: TrainConfig) -> LossTerms:
