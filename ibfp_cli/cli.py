@@ -96,6 +96,15 @@ WeightsOption = Annotated[
     ),
 ]
 
+RenderOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Also write a preview video (.mp4) with the boxes drawn.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
 
 @contextmanager
 def _reported_errors() -> Iterator[None]:
@@ -232,14 +241,7 @@ def track(
     tracker: TrackerOption = DEFAULT_TRACKER,
     device: DeviceOption = "auto",
     weights: WeightsOption = None,
-    render: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also write a preview video (.mp4) with the boxes drawn.",
-            show_default=False,
-            dir_okay=False,
-        ),
-    ] = None,
+    render: RenderOption = None,
 ) -> None:
     """Track objects from their boxes on one frame to the end of the video and save the boxes.
 
@@ -473,14 +475,7 @@ def retrack(
     tracker: TrackerOption = DEFAULT_TRACKER,
     device: DeviceOption = "auto",
     weights: WeightsOption = None,
-    render: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also write a preview video (.mp4) with the boxes drawn.",
-            show_default=False,
-            dir_okay=False,
-        ),
-    ] = None,
+    render: RenderOption = None,
 ) -> None:
     """Track objects again from the boxes you drew or corrected, forward and backward.
 
