@@ -20,6 +20,7 @@ from .atomic import atomic_output
 from .boxes import Box, validate_box
 from .errors import BoxError, FormatError, IBFPError
 from .formats import read_annotations, resolve_format, write_annotations
+from .pipeline import clip_output
 from .progress import ProgressCallback
 from .trackers import SingleObjectTracker, TrackerOutput, create_tracker
 from .video import Frame, VideoInfo, probe, read_video
@@ -403,7 +404,7 @@ def _sweep(
     active: dict[_Pass, Box] = {}  # running passes -> their last box
     for frame in frames:
         for p, last_box in list(active.items()):
-            output = _inside(trackers[p.id].update(frame.image), last_box, info)
+            output = clip_output(trackers[p.id].update(frame.image), last_box, info)
             p.outputs[frame.index] = output
             if len(p.outputs) == p.length:
                 del active[p]
@@ -414,14 +415,6 @@ def _sweep(
                 trackers[p.id].init(frame.image, p.box)
                 active[p] = p.box
         yield frame
-
-
-def _inside(output: TrackerOutput, last_box: Box, info: VideoInfo) -> TrackerOutput:
-    """The output clipped to the frame; a box that left the frame keeps the last one, lost."""
-    box = output.box.clip(info.width, info.height)
-    if box.area == 0:
-        return TrackerOutput(last_box, output.score, lost=True)
-    return TrackerOutput(box, output.score, output.lost)
 
 
 def _merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ from .boxes import Box, parse_box, validate_box
 from .errors import BoxError, FormatError, IBFPError
 from .formats import resolve_format, write_annotations
 from .progress import ProgressCallback
-from .trackers import SingleObjectTracker, create_tracker
+from .trackers import SingleObjectTracker, TrackerOutput, create_tracker
 from .video import VideoInfo, probe, read_video
 
 SEED_COLUMNS: tuple[str, ...] = ("video", "frame", "x", "y", "w", "h")
@@ -69,11 +69,8 @@ def track_video(
                     trackers[seed.id].init(frame.image, seed.box)
                     box, score, lost = seed.box, SEED_SCORE, False
                 elif seed.id in last_box:
-                    output = trackers[seed.id].update(frame.image)
-                    score, lost = output.score, output.lost
-                    box = output.box.clip(info.width, info.height)
-                    if box.area == 0:  # the tracker left the frame: keep the last box, flag it lost
-                        box, lost = last_box[seed.id], True
+                    output = clip_output(trackers[seed.id].update(frame.image), last_box[seed.id], info)
+                    box, score, lost = output.box, output.score, output.lost
                 else:
                     continue
                 last_box[seed.id] = box
@@ -87,6 +84,14 @@ def track_video(
                 progress(done, total)
     meta = VideoMeta(Path(video).name, info.width, info.height, info.fps, info.frame_count)
     return Annotations(meta, records)
+
+
+def clip_output(output: TrackerOutput, last_box: Box, info: VideoInfo) -> TrackerOutput:
+    """The output clipped to the frame; a box that left the frame keeps the last one, lost."""
+    box = output.box.clip(info.width, info.height)
+    if box.area == 0:
+        return TrackerOutput(last_box, output.score, lost=True)
+    return TrackerOutput(box, output.score, output.lost)
 
 
 def track_to_file(

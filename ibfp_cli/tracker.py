@@ -185,10 +185,10 @@ class IBFPTracker:
         cfg, size = self.config, self.model.config.input_size
         rng = np.random.default_rng(0)
         crops, boxes = [], []
+        base = context_window(box, cfg.search_area_scale, size)
         for i in range(cfg.online_init_augments):
             dx, dy = (rng.uniform(-AUGMENT_SHIFT, AUGMENT_SHIFT, 2) * [box.w, box.h]) if i else (0.0, 0.0)
             scale = float(np.exp(rng.uniform(-AUGMENT_SCALE, AUGMENT_SCALE))) if i else 1.0
-            base = context_window(box, cfg.search_area_scale, size)
             window = CropWindow(base.cx + dx, base.cy + dy, base.side * scale, size)
             crop, crop_box = window.crop(frame), window.to_crop(box)
             if i == 1:  # horizontal flip

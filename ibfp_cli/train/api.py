@@ -35,9 +35,9 @@ def new_model(preset: str, init: Path | None) -> IBFP:
     return model
 
 
-def training_sources(crops: Path | None, synthetic: int, seed: int) -> list[Source]:
-    """Crop-cache sources plus `synthetic` generated clips."""
-    sources = load_crop_cache(crops) if crops is not None else []
+def training_sources(crops: Path | None, synthetic: int, seed: int, steps: dict[str, int] | None = None) -> list[Source]:
+    """Crop-cache sources (thinned by `steps`, see `subsample`) plus `synthetic` generated clips."""
+    sources = subsample(load_crop_cache(crops), steps or {}) if crops is not None else []
     sources += synthetic_sources(synthetic, SYNTHETIC_FRAMES, seed) if synthetic else []
     if not sources:
         raise IBFPError("no training data: give a crop cache (--crops) or --synthetic N")
@@ -59,8 +59,7 @@ def build_features(
 ) -> int:
     """CPU path step 1: cache frozen-backbone features of `views` jittered crops per item."""
     model = new_model(preset, init)
-    sources = training_sources(crops, synthetic, seed)
-    sources = subsample(sources[: len(sources) - synthetic], steps) + sources[len(sources) - synthetic :]
+    sources = training_sources(crops, synthetic, seed, steps)
     table = build_feature_cache(
         sources, model, out, views=views, area_scale=TrackerConfig().search_area_scale, aug=AugmentConfig(), seed=seed,
         progress=progress,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,7 +83,7 @@ class RunState:
 
 
 def _rng_state(sampler_rng: np.random.Generator) -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": sampler_rng.bit_generator.state, "python": list(random.getstate()[1])}
+    return {"torch": torch.get_rng_state(), "numpy": sampler_rng.bit_generator.state}
 
 
 def train(
