@@ -5,6 +5,9 @@ All figures come from one run on the same video, so the ratios hold on any machi
     python benchmarks/speed.py                       # generated 640x480 clip, CPU (2 threads) and CUDA if present
     python benchmarks/speed.py --video clip.mp4 --box 100,50,80,120 --frames 300
 
+A second table times several objects on the same frames (--objects, default 4): each updated
+on its own, against all updated together with their search crops in one network batch.
+
 Without shipped weights (or --weights), a randomly initialised model of the shipped preset
 is timed: speed does not depend on the weights' values, but with random weights the target
 is often "lost" and the online update then skipped, so such rows say so.
@@ -63,6 +66,41 @@ def time_tracker(tracker, images: list[np.ndarray], box: Box) -> float:
     return (time.perf_counter() - start) / len(rest)
 
 
+def update_objects(trackers: list[IBFPTracker], image: np.ndarray, together: bool) -> None:
+    """One frame for every object: in one network batch, or each on its own."""
+    if together:
+        IBFPTracker.update_many(trackers, image)
+    else:
+        for tracker in trackers:
+            tracker.update(image)
+
+
+def time_objects(model: IBFP, device: str, images: list[np.ndarray], boxes: list[Box]) -> tuple[float, float]:
+    """Seconds per frame for all objects: updated one by one, and together (one network batch)."""
+    timings = []
+    for together in (False, True):
+        trackers = [IBFPTracker(model=model, device=device) for _ in boxes]
+        for tracker, box in zip(trackers, boxes):
+            tracker.init(images[0], box)
+        for image in images[1 : 1 + WARMUP_FRAMES]:
+            update_objects(trackers, image, together)
+        rest = images[1 + WARMUP_FRAMES :]
+        start = time.perf_counter()
+        for image in rest:
+            update_objects(trackers, image, together)
+        timings.append((time.perf_counter() - start) / len(rest))
+    return timings[0], timings[1]
+
+
+def object_boxes(box: Box, count: int, width: int, height: int) -> list[Box]:
+    """The seed box and count - 1 boxes of its size spread along the frame's middle row."""
+    others = [
+        Box(width * (k + 1) / count - box.w / 2, (height - box.h) / 2, box.w, box.h).clip(width, height)
+        for k in range(count - 1)
+    ]
+    return [box, *others]
+
+
 def ibfp_model(weights: str | None) -> tuple[IBFP, str]:
     try:
         model, _ = load_model(resolve_weights(weights))
@@ -78,6 +116,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200, help="frames to time")
     parser.add_argument("--weights", help="IBFP weights file (default: the newest shipped)")
     parser.add_argument("--preset", choices=sorted(MODEL_PRESETS), help="time a random model of this preset instead")
+    parser.add_argument("--objects", type=int, default=4, help="objects in the several-objects table (1: skip it)")
     args = parser.parse_args()
     console = Console(width=200)
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,8 +133,20 @@ def main() -> None:
     mil_s = time_tracker(create_mil(), images, box)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     table = Table(title=f"IBFP speed, {width}x{height}, {len(images) - 1 - WARMUP_FRAMES} frames timed")
-    for column in ("device", "model", *[f"{s} ms" for s in STAGES], "total ms", "fps", "fps incl. decode", "x decode", "x MIL"):
+    for column in (
+        "device",
+        "model",
+        *[f"{s} ms" for s in STAGES],
+        "total ms",
+        "fps",
+        "fps incl. decode",
+        "x decode",
+        "x MIL",
+    ):
         table.add_column(column, justify="right")
+    several = Table(title=f"{args.objects} objects per frame, {width}x{height}")
+    for column in ("device", "one by one ms", "batched ms", "x one by one", "batched fps"):
+        several.add_column(column, justify="right")
     for device in devices:
         if args.preset:
             model, source = IBFP(MODEL_PRESETS[args.preset]), f"random {args.preset}"
@@ -108,10 +159,29 @@ def main() -> None:
         stage_ms = [1000 * tracker.times.seconds.get(s, 0.0) / tracker.times.frames for s in STAGES]
         name = torch.cuda.get_device_name() if device == "cuda" else f"cpu ({CPU_THREADS} threads)"
         table.add_row(
-            name, source, *[f"{v:.1f}" for v in stage_ms], f"{1000 * per_frame:.1f}", f"{1 / per_frame:.1f}",
-            f"{1 / (per_frame + decode_s):.1f}", f"{decode_s / per_frame:.2f}", f"{mil_s / per_frame:.2f}",
+            name,
+            source,
+            *[f"{v:.1f}" for v in stage_ms],
+            f"{1000 * per_frame:.1f}",
+            f"{1 / per_frame:.1f}",
+            f"{1 / (per_frame + decode_s):.1f}",
+            f"{decode_s / per_frame:.2f}",
+            f"{mil_s / per_frame:.2f}",
         )
+        if args.objects > 1:
+            boxes = object_boxes(box, args.objects, width, height)
+            alone_s, batched_s = time_objects(model, device, images, boxes)
+            several.add_row(
+                name,
+                f"{1000 * alone_s:.1f}",
+                f"{1000 * batched_s:.1f}",
+                f"{alone_s / batched_s:.2f}",
+                f"{1 / batched_s:.1f}",
+            )
     console.print(table)
+    if args.objects > 1:
+        console.print(several)
+        console.print("'x one by one' = time with each object updated on its own / time with one network batch.")
     console.print(
         f"baselines in this run: PyAV decode {1000 * decode_s:.1f} ms/frame ({1 / decode_s:.0f} fps), "
         f"OpenCV MIL {1000 * mil_s:.1f} ms/frame ({1 / mil_s:.0f} fps). "

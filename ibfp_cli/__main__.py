@@ -1,6 +1,6 @@
 """`python -m ibfp_cli` runs the `ibfp` command line."""
 
-from .cli import app
+from .cli import run
 
 if __name__ == "__main__":
-    app(prog_name="ibfp")
+    run()

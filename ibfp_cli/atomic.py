@@ -24,9 +24,7 @@ def atomic_output(target: str | os.PathLike[str]) -> Iterator[Path]:
     if not folder.is_dir():
         raise IBFPError(f"output folder {folder} does not exist")
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=folder
-        )
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=folder)
     except OSError as e:
         raise IBFPError(f"cannot write to {folder}: {e.strerror or e}") from None
     os.close(fd)

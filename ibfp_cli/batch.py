@@ -69,11 +69,7 @@ def run_batch(
             if any(r.output == out for r in results):
                 raise IBFPError(f"another video already wrote {out.name}; rename one of them")
             preview = out_dir / f"{video.stem}{PREVIEW_SUFFIX}" if render else None
-            results.append(
-                _annotate(
-                    video, name, video_seeds, out, preview, fmt, tracker, device, weights, progress
-                )
-            )
+            results.append(_annotate(video, name, video_seeds, out, preview, fmt, tracker, device, weights, progress))
         except IBFPError as e:
             results.append(BatchResult(name, "failed", str(e)))
     for video in videos_in(folder):
@@ -131,13 +127,6 @@ def _annotate(
             progress=progress(f"tracking {video.name}") if progress else None,
         )
     if preview is not None:
-        render_video(
-            video,
-            annotations,
-            preview,
-            progress=progress(f"rendering {video.name}") if progress else None,
-        )
+        render_video(video, annotations, preview, progress=progress(f"rendering {video.name}") if progress else None)
     objects = len(annotations.ids())
-    return BatchResult(
-        name, "done", f"{len(annotations.records)} boxes of {objects} object(s)", out
-    )
+    return BatchResult(name, "done", f"{len(annotations.records)} boxes of {objects} object(s)", out)

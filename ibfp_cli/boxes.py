@@ -106,9 +106,7 @@ def validate_box(box: Box, width: int, height: int, min_size: float = MIN_BOX_SI
     if clipped.w <= 0 or clipped.h <= 0:
         raise BoxError(f"box {box} lies outside the {width}x{height} frame")
     if clipped.w < min_size or clipped.h < min_size:
-        raise BoxError(
-            f"box {box} is smaller than {min_size:g} px inside the {width}x{height} frame"
-        )
+        raise BoxError(f"box {box} is smaller than {min_size:g} px inside the {width}x{height} frame")
     return clipped
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,20 +43,15 @@ from .trackers import create_tracker, tracker_descriptions, tracker_names
 from .video import probe
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2  # a bad option value, an unknown option, a missing argument (Click's code)
 EXIT_INTERRUPTED = 130
 """128 + SIGINT, what shells report for a command stopped with Ctrl-C."""
 DEFAULT_TRACKER = "ibfp"
 
 Device = Literal["auto", "cpu", "cuda"]
 
-app = typer.Typer(
-    name="ibfp",
-    no_args_is_help=True,
-    add_completion=False,
-)
-train_app = typer.Typer(
-    help="Train the IBFP tracker's weights (prepare data, run, resume).", no_args_is_help=True
-)
+app = typer.Typer(name="ibfp", no_args_is_help=True, add_completion=False)
+train_app = typer.Typer(help="Train the IBFP tracker's weights (prepare data, run, resume).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 out = Console()
@@ -77,7 +73,7 @@ TrackerOption = Annotated[
     str,
     typer.Option(
         help="Tracker by name; `ibfp trackers` lists them and whether each can run here. "
-        f"nano and vit read their ONNX files from the folder in ${MODELS_ENV}.",
+        f"nano and vit read their ONNX files from the folder in ${MODELS_ENV}."
     ),
 ]
 DeviceOption = Annotated[
@@ -90,19 +86,13 @@ DeviceOption = Annotated[
 WeightsOption = Annotated[
     Path | None,
     typer.Option(
-        help="IBFP weights file (.pt). Default: the weights shipped with ibfp.",
-        show_default=False,
-        dir_okay=False,
+        help="IBFP weights file (.pt). Default: the weights shipped with ibfp.", show_default=False, dir_okay=False
     ),
 ]
 
 RenderOption = Annotated[
     Path | None,
-    typer.Option(
-        help="Also write a preview video (.mp4) with the boxes drawn.",
-        show_default=False,
-        dir_okay=False,
-    ),
+    typer.Option(help="Also write a preview video (.mp4) with the boxes drawn.", show_default=False, dir_okay=False),
 ]
 
 
@@ -171,10 +161,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
-        ),
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Video annotation assistant: draw a box on one frame, get the object's box on every frame."""
@@ -182,9 +169,7 @@ def main(
 
 @app.command()
 def track(
-    video: Annotated[
-        Path, typer.Argument(help="Video to annotate (any file FFmpeg reads).", show_default=False)
-    ],
+    video: Annotated[Path, typer.Argument(help="Video to annotate (any file FFmpeg reads).", show_default=False)],
     box: Annotated[
         list[str],
         typer.Option(
@@ -209,10 +194,7 @@ def track(
     ids: Annotated[
         list[int] | None,
         typer.Option(
-            "--id",
-            metavar="N",
-            help="Object id of each --box, in order. Default: 1, 2, ...",
-            show_default=False,
+            "--id", metavar="N", help="Object id of each --box, in order. Default: 1, 2, ...", show_default=False
         ),
     ] = None,
     labels: Annotated[
@@ -274,10 +256,7 @@ def _seeds_from_options(
     if ids and len(ids) != len(boxes):
         raise IBFPError(f"give one --id per --box ({len(boxes)} boxes, {len(ids)} ids)")
     if len(labels) > 1 and len(labels) != len(boxes):
-        raise IBFPError(
-            f"give one --label for all boxes or one per --box ({len(boxes)} boxes, "
-            f"{len(labels)} labels)"
-        )
+        raise IBFPError(f"give one --label for all boxes or one per --box ({len(boxes)} boxes, {len(labels)} labels)")
     ids = ids or list(range(1, len(boxes) + 1))
     labels = labels * len(boxes) if len(labels) == 1 else labels or [DEFAULT_LABEL] * len(boxes)
     return [
@@ -288,21 +267,11 @@ def _seeds_from_options(
 
 @app.command()
 def render(
-    video: Annotated[
-        Path, typer.Argument(help="The video the boxes belong to.", show_default=False)
-    ],
-    boxes: Annotated[
-        Path, typer.Argument(help="Annotation file with the boxes.", show_default=False)
-    ],
+    video: Annotated[Path, typer.Argument(help="The video the boxes belong to.", show_default=False)],
+    boxes: Annotated[Path, typer.Argument(help="Annotation file with the boxes.", show_default=False)],
     out_file: Annotated[
         Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Preview video to write (.mp4, H.264).",
-            show_default=False,
-            dir_okay=False,
-        ),
+        typer.Option("--out", "-o", help="Preview video to write (.mp4, H.264).", show_default=False, dir_okay=False),
     ],
     fmt: FormatOption = None,
 ) -> None:
@@ -343,9 +312,7 @@ def batch(
     tracker: TrackerOption = DEFAULT_TRACKER,
     device: DeviceOption = "auto",
     weights: WeightsOption = None,
-    render: Annotated[
-        bool, typer.Option(help="Also write a preview <video stem>.preview.mp4 per video.")
-    ] = False,
+    render: Annotated[bool, typer.Option(help="Also write a preview <video stem>.preview.mp4 per video.")] = False,
 ) -> None:
     """Annotate every video of a folder from one seeds file; exit 1 if any video failed."""
     with _reported_errors(), _progress() as stage:
@@ -397,9 +364,7 @@ def demo(
     out_dir: Annotated[
         Path,
         typer.Option(
-            "--out",
-            help="Folder for demo.mp4, boxes.csv and preview.mp4; created if missing.",
-            file_okay=False,
+            "--out", help="Folder for demo.mp4, boxes.csv and preview.mp4; created if missing.", file_okay=False
         ),
     ] = Path("demo"),
     tracker: TrackerOption = DEFAULT_TRACKER,
@@ -420,9 +385,7 @@ def demo(
 
 @app.command()
 def retrack(
-    video: Annotated[
-        Path, typer.Argument(help="The video the boxes belong to.", show_default=False)
-    ],
+    video: Annotated[Path, typer.Argument(help="The video the boxes belong to.", show_default=False)],
     keyframes: Annotated[
         Path,
         typer.Option(
@@ -430,7 +393,7 @@ def retrack(
             "-k",
             help="Boxes you drew or corrected: a CSV with frame,id,x,y,w,h[,label] (0-based "
             "frames, pixels) or any annotation file ibfp reads. From CVAT XML only boxes "
-            "marked manual are taken (keyframe=\"1\" in CVAT's own exports).",
+            'marked manual are taken (keyframe="1" in CVAT\'s own exports).',
             show_default=False,
             dir_okay=False,
         ),
@@ -440,8 +403,7 @@ def retrack(
         typer.Option(
             "--out",
             "-o",
-            help="Output annotation file; may be the --existing file. Written only when "
-            "complete.",
+            help="Output annotation file; may be the --existing file. Written only when complete.",
             show_default=False,
             dir_okay=False,
         ),
@@ -466,10 +428,7 @@ def retrack(
     ] = False,
     keyframes_format: Annotated[
         str | None,
-        typer.Option(
-            help="Format of --keyframes, as for --format. Default: from its extension.",
-            show_default=False,
-        ),
+        typer.Option(help="Format of --keyframes, as for --format. Default: from its extension.", show_default=False),
     ] = None,
     fmt: FormatOption = None,
     tracker: TrackerOption = DEFAULT_TRACKER,
@@ -508,34 +467,25 @@ def retrack(
         for s in result.retracked:
             out.print(f"  object {s.id}: frames {s.first}..{s.last}")
         boxes, objects = len(annotations.records), len(annotations.ids())
-        out.print(
-            f"wrote {boxes} boxes of {objects} object(s) to {escape(str(out_file))}",
-            soft_wrap=True,
-        )
+        out.print(f"wrote {boxes} boxes of {objects} object(s) to {escape(str(out_file))}", soft_wrap=True)
         if render is not None:
             out.print(f"wrote preview {escape(str(render))}", soft_wrap=True)
 
 
 @app.command()
 def review(
-    video: Annotated[
-        Path, typer.Argument(help="The video the boxes belong to.", show_default=False)
-    ],
+    video: Annotated[Path, typer.Argument(help="The video the boxes belong to.", show_default=False)],
     boxes: Annotated[
         Path,
         typer.Argument(
-            help="Annotation file with scores (csv, mot, coco or cvat; labelstudio stores no "
-            "scores).",
+            help="Annotation file with scores (csv, mot, coco or cvat; labelstudio stores no scores).",
             show_default=False,
         ),
     ],
     threshold: Annotated[
-        float,
-        typer.Option(help="Boxes scored below this, or flagged lost, are doubtful.", min=0.0),
+        float, typer.Option(help="Boxes scored below this, or flagged lost, are doubtful.", min=0.0)
     ] = DEFAULT_THRESHOLD,
-    min_length: Annotated[
-        int, typer.Option(help="List only runs of at least this many doubtful frames.", min=1)
-    ] = 1,
+    min_length: Annotated[int, typer.Option(help="List only runs of at least this many doubtful frames.", min=1)] = 1,
     sheet: Annotated[
         Path | None,
         typer.Option(
@@ -563,21 +513,14 @@ def review(
             table.add_column(column, justify="right")
         for s in segments:
             table.add_row(
-                str(s.id),
-                f"{s.first}..{s.last}",
-                str(s.length),
-                f"{s.lowest_score:.2f}",
-                str(s.lowest_frame),
+                str(s.id), f"{s.first}..{s.last}", str(s.length), f"{s.lowest_score:.2f}", str(s.lowest_frame)
             )
         out.print(table)
         if sheet is not None:
             with _progress() as stage:
-                shown = contact_sheet(
-                    video, annotations, segments, sheet, progress=stage(f"reading {video.name}")
-                )
+                shown = contact_sheet(video, annotations, segments, sheet, progress=stage(f"reading {video.name}"))
             out.print(
-                f"wrote contact sheet {escape(str(sheet))} ({len(shown)} of {len(segments)} runs)",
-                soft_wrap=True,
+                f"wrote contact sheet {escape(str(sheet))} ({len(shown)} of {len(segments)} runs)", soft_wrap=True
             )
 
 
@@ -586,8 +529,7 @@ def evaluate(
     dataset: Annotated[
         Path,
         typer.Argument(
-            help="Benchmark folder (project layout <name>.mp4 + <name>.gt.csv, OTB, "
-            "GOT-10k or LaSOT).",
+            help="Benchmark folder (project layout <name>.mp4 + <name>.gt.csv, OTB, GOT-10k or LaSOT).",
             show_default=False,
         ),
     ],
@@ -601,10 +543,7 @@ def evaluate(
         ),
     ] = None,
     out_dir: Annotated[
-        Path,
-        typer.Option(
-            "--out", help="Report folder; finished runs found there are reused.", file_okay=False
-        ),
+        Path, typer.Option("--out", help="Report folder; finished runs found there are reused.", file_okay=False)
     ] = Path("report"),
     device: DeviceOption = "auto",
     weights: WeightsOption = None,
@@ -619,17 +558,10 @@ def evaluate(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(
-            help="Parallel tracking processes. Default: half the CPU cores.",
-            min=1,
-            show_default=False,
-        ),
+        typer.Option(help="Parallel tracking processes. Default: half the CPU cores.", min=1, show_default=False),
     ] = None,
     sequences: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated sequence names to run. Default: all.", show_default=False
-        ),
+        str | None, typer.Option(help="Comma-separated sequence names to run. Default: all.", show_default=False)
     ] = None,
     val_split: Annotated[
         bool,
@@ -696,15 +628,21 @@ InitOption = Annotated[
     typer.Option(
         help="ImageNet backbone weights to start from (torchvision-format ResNet18 file for --preset paper, "
         "the MobileNetV2 file for --preset mobile). Default: random initialisation.",
-        show_default=False, dir_okay=False, exists=True,
+        show_default=False,
+        dir_okay=False,
+        exists=True,
     ),
 ]
 
 
 @train_app.command("prepare")
 def train_prepare(
-    data: Annotated[Path, typer.Option(help="Folder with sot/ (videos + .gt.csv) and det/ (images + boxes.csv).")] = DEFAULT_DATA,
-    out_dir: Annotated[Path, typer.Option("--out", help="Crop cache folder to write (one H.264 video per source + index.csv).")] = Path("cache/crops"),
+    data: Annotated[
+        Path, typer.Option(help="Folder with sot/ (videos + .gt.csv) and det/ (images + boxes.csv).")
+    ] = DEFAULT_DATA,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Crop cache folder to write (one H.264 video per source + index.csv).")
+    ] = Path("cache/crops"),
     frame_step: Annotated[int, typer.Option(min=1, help="Keep every N-th annotated video frame.")] = 2,
 ) -> None:
     """Build the compact crop cache: every training target cropped with context (val split left out)."""
@@ -713,7 +651,9 @@ def train_prepare(
     from .train.prepare import CacheConfig, prepare_crop_cache
 
     with _reported_errors():
-        index = prepare_crop_cache(data, out_dir, replace(CacheConfig(), frame_step=frame_step), progress=lambda n: err.print(f"cropping {n}"))
+        index = prepare_crop_cache(
+            data, out_dir, replace(CacheConfig(), frame_step=frame_step), progress=lambda n: err.print(f"cropping {n}")
+        )
     size = sum(p.stat().st_size for p in out_dir.iterdir()) / 2**20
     out.print(f"{len(index)} crops from {index.source.nunique()} sources in {out_dir} ({size:.1f} MiB)")
 
@@ -727,7 +667,7 @@ def train_features(
     views: Annotated[int, typer.Option(min=2, help="Jittered views cached per crop (2 or more: pairs need two).")] = 2,
     step: Annotated[
         list[str] | None,
-        typer.Option(help="KEY=N: keep every N-th crop of the sources of that kind (sot, det) or name (repeatable).")
+        typer.Option(help="KEY=N: keep every N-th crop of the sources of that kind (sot, det) or name (repeatable)."),
     ] = None,
     synthetic: Annotated[int, typer.Option(min=0, help="Generated clips added as a source.")] = 16,
     seed: Annotated[int, typer.Option(help="Random seed of the jitter.")] = 0,
@@ -738,7 +678,14 @@ def train_features(
     with _reported_errors(), _progress("views") as stage:
         steps = _key_values(step or ["sot=2"])
         n = build_features(
-            crops, out_dir, preset=preset, init=init, views=views, synthetic=synthetic, seed=seed, steps=steps,
+            crops,
+            out_dir,
+            preset=preset,
+            init=init,
+            views=views,
+            synthetic=synthetic,
+            seed=seed,
+            steps=steps,
             progress=stage("backbone"),
         )
     out.print(f"{n} views cached in {out_dir}")
@@ -757,19 +704,32 @@ def _key_values(items: list[str]) -> dict[str, int]:
 
 @train_app.command("run")
 def train_run(
-    run_dir: Annotated[Path, typer.Option("--run", help="Run folder: checkpoint.pt and log.csv; an existing checkpoint is resumed.")],
-    features: Annotated[Path | None, typer.Option(help="Feature cache (CPU path: backbone frozen). Omit to train end to end from --crops.")] = None,
+    run_dir: Annotated[
+        Path, typer.Option("--run", help="Run folder: checkpoint.pt and log.csv; an existing checkpoint is resumed.")
+    ],
+    features: Annotated[
+        Path | None,
+        typer.Option(help="Feature cache (CPU path: backbone frozen). Omit to train end to end from --crops."),
+    ] = None,
     crops: Annotated[Path | None, typer.Option(help="Crop cache for end-to-end training (GPU path).")] = None,
     synthetic: Annotated[int, typer.Option(min=0, help="Generated clips added to --crops (end-to-end path).")] = 0,
     preset: PresetOption = "mobile",
     init: InitOption = None,
-    steps: Annotated[int, typer.Option(min=1, help="Total optimiser steps of the run (resumes count).")] = TrainConfig().max_steps,
-    batch_size: Annotated[int, typer.Option(min=1, help="Pairs per step (per GPU under torchrun).")] = TrainConfig().batch_size,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of the new modules (backbone: x0.1).")] = TrainConfig().learning_rate,
+    steps: Annotated[
+        int, typer.Option(min=1, help="Total optimiser steps of the run (resumes count).")
+    ] = TrainConfig().max_steps,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Pairs per step (per GPU under torchrun).")
+    ] = TrainConfig().batch_size,
+    lr: Annotated[
+        float, typer.Option(help="Adam learning rate of the new modules (backbone: x0.1).")
+    ] = TrainConfig().learning_rate,
     decay_every: Annotated[
         int, typer.Option(min=1, help="Multiply the learning rate by 0.2 every this many steps (counted from step 0).")
     ] = TrainConfig().decay_every,
-    max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes on a resumable checkpoint.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop after this many minutes on a resumable checkpoint.")
+    ] = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Train (or resume) a run. Multi-GPU: `torchrun --nproc_per_node N -m ibfp_cli train run ...`."""
@@ -785,8 +745,17 @@ def train_run(
 
     with _reported_errors():
         state = run_training(
-            run_dir, features=features, crops=crops, synthetic=synthetic, preset=preset, init=init, cfg=cfg,
-            sampling=SamplingConfig(), device=device, max_minutes=max_minutes, report=report,
+            run_dir,
+            features=features,
+            crops=crops,
+            synthetic=synthetic,
+            preset=preset,
+            init=init,
+            cfg=cfg,
+            sampling=SamplingConfig(),
+            device=device,
+            max_minutes=max_minutes,
+            report=report,
         )
     out.print(f"run {run_dir}: step {state.step} of {steps}; checkpoint saved")
 
@@ -795,7 +764,9 @@ def train_run(
 def train_export(
     run_dir: Annotated[Path, typer.Option("--run", help="Run folder with checkpoint.pt.")],
     out_file: Annotated[Path, typer.Option("--out", help="Weights file to write, e.g. weights/ibfp-0.1.0.pt.")],
-    data_note: Annotated[str, typer.Option("--data", help="What the run was trained on (kept in the file's metadata).")] = "",
+    data_note: Annotated[
+        str, typer.Option("--data", help="What the run was trained on (kept in the file's metadata).")
+    ] = "",
 ) -> None:
     """Write a run's model as an fp16 weights file that `ibfp track` loads."""
     from .train.api import export_weights
@@ -803,3 +774,19 @@ def train_export(
     with _reported_errors():
         meta = export_weights(run_dir, out_file, data_note)
     out.print(f"wrote {out_file} ({out_file.stat().st_size / 2**20:.1f} MiB, step {meta['steps']})")
+
+
+def run() -> None:
+    """The `ibfp` console command: the app, with usage errors (an unknown option, a bad value,
+    a missing argument) on one `error:` line like every other error, and exit code 2."""
+    try:
+        code = app(prog_name="ibfp", standalone_mode=False)
+    except Exception as e:  # Click's UsageError, vendored or not depending on the Typer version
+        if getattr(e, "exit_code", None) != EXIT_USAGE or not hasattr(e, "format_message"):
+            raise
+        if type(e).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            err.print(f"[red]error:[/red] {escape(e.format_message())}{hint}", soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(code if isinstance(code, int) else 0)

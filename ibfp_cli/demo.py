@@ -70,9 +70,7 @@ def run_demo(
     if weights is not None:
         options += ["--weights", str(weights)]
     commands = [
-        shlex.join(
-            ["ibfp", "track", str(video), "--box", str(seed), "--out", str(boxes), *options]
-        ),
+        shlex.join(["ibfp", "track", str(video), "--box", str(seed), "--out", str(boxes), *options]),
         shlex.join(["ibfp", "render", str(video), str(boxes), "--out", str(preview)]),
     ]
     return DemoResult(video, boxes, preview, seed, commands, mean_iou)

@@ -22,7 +22,7 @@ from .errors import BoxError, FormatError, IBFPError
 from .formats import read_annotations, resolve_format, write_annotations
 from .pipeline import clip_output
 from .progress import ProgressCallback
-from .trackers import SingleObjectTracker, TrackerOutput, create_tracker
+from .trackers import SingleObjectTracker, TrackerOutput, create_tracker, update_all
 from .video import Frame, VideoInfo, probe, read_video
 
 KEYFRAME_SCORE = 1.0
@@ -124,9 +124,7 @@ def keyframes_of(annotations: Annotations) -> list[Keyframe]:
     return [Keyframe(r.frame, r.id, r.box, r.label) for r in annotations.records if r.keyframe]
 
 
-def combined_keyframes(
-    existing: Annotations, corrections: Iterable[Keyframe]
-) -> list[Keyframe]:
+def combined_keyframes(existing: Annotations, corrections: Iterable[Keyframe]) -> list[Keyframe]:
     """The keyframes of a previous run plus corrections; a correction on the same object
     and frame replaces the earlier keyframe unless its box is the same (within SAME_BOX_PX)."""
     merged = {(k.id, k.frame): k for k in keyframes_of(existing)}
@@ -188,9 +186,7 @@ def retrack(
     records = [
         replace(r, label=labels[r.id])
         for r in chain(
-            copied,
-            _keyframe_records(marks, times, previous),
-            _tracked_records(passes, times, info.frame_count),
+            copied, _keyframe_records(marks, times, previous), _tracked_records(passes, times, info.frame_count)
         )
     ]
     records += [r for i, have in previous.items() if i not in marks for r in have.values()]
@@ -220,13 +216,7 @@ def retrack_to_file(
     format_name = resolve_format(Path(out), fmt).name
     with atomic_output(out) as tmp:
         result = retrack(
-            video,
-            keyframes,
-            tracker=tracker,
-            existing=existing,
-            device=device,
-            weights=weights,
-            progress=progress,
+            video, keyframes, tracker=tracker, existing=existing, device=device, weights=weights, progress=progress
         )
         write_annotations(tmp, result.annotations, format_name)
     return result
@@ -249,13 +239,11 @@ def _check_existing(existing: Annotations, info: VideoInfo, video: str | os.Path
     known = existing.video
     if known.width is not None and (known.width, known.height) != (info.width, info.height):
         raise IBFPError(
-            f"the existing boxes are for a {known.width}x{known.height} video but {video} is "
-            f"{info.width}x{info.height}"
+            f"the existing boxes are for a {known.width}x{known.height} video but {video} is {info.width}x{info.height}"
         )
     if known.frame_count is not None and known.frame_count != info.frame_count:
         raise IBFPError(
-            f"the existing boxes are for a video of {known.frame_count} frames but {video} "
-            f"has {info.frame_count}"
+            f"the existing boxes are for a video of {known.frame_count} frames but {video} has {info.frame_count}"
         )
 
 
@@ -388,10 +376,7 @@ def _run_passes(
 
 
 def _sweep(
-    passes: list[_Pass],
-    trackers: dict[int, SingleObjectTracker],
-    frames: Iterable[Frame],
-    info: VideoInfo,
+    passes: list[_Pass], trackers: dict[int, SingleObjectTracker], frames: Iterable[Frame], info: VideoInfo
 ) -> Iterator[Frame]:
     """Feed frames (in the passes' direction) to the passes; yields each frame when done.
 
@@ -403,8 +388,10 @@ def _sweep(
         starting[p.keyframe].append(p)
     active: dict[_Pass, Box] = {}  # running passes -> their last box
     for frame in frames:
-        for p, last_box in list(active.items()):
-            output = clip_output(trackers[p.id].update(frame.image), last_box, info)
+        running = list(active.items())
+        outputs = update_all([trackers[p.id] for p, _ in running], frame.image)
+        for (p, last_box), output in zip(running, outputs):
+            output = clip_output(output, last_box, info)
             p.outputs[frame.index] = output
             if len(p.outputs) == p.length:
                 del active[p]
@@ -437,9 +424,7 @@ def _frames(video: str | os.PathLike[str], first: int, last: int) -> Iterator[Fr
             yield frame
 
 
-def _frames_backward(
-    video: str | os.PathLike[str], first: int, last: int, chunk_frames: int
-) -> Iterator[Frame]:
+def _frames_backward(video: str | os.PathLike[str], first: int, last: int, chunk_frames: int) -> Iterator[Frame]:
     """Frames last..first in reverse order, decoded `chunk_frames` at a time from the end."""
     for top in range(last, first - 1, -chunk_frames):
         yield from reversed(list(_frames(video, max(first, top - chunk_frames + 1), top)))
@@ -457,24 +442,18 @@ def _better(frame: int, passes: list[_Pass]) -> TrackerOutput:
 
 
 def _tracked_records(
-    passes: dict[_Stretch, list[_Pass]],
-    times: dict[int, float],
-    frame_count: int,
+    passes: dict[_Stretch, list[_Pass]], times: dict[int, float], frame_count: int
 ) -> Iterator[BoxRecord]:
     """One record per tracked frame: the better of its stretch's two passes' boxes."""
     for stretch, stretch_passes in passes.items():
         span = stretch.span(frame_count)
         for frame in range(span.first, span.last + 1):
             output = _better(frame, stretch_passes)
-            yield BoxRecord(
-                frame, stretch.id, output.box, output.score, output.lost, times[frame]
-            )
+            yield BoxRecord(frame, stretch.id, output.box, output.score, output.lost, times[frame])
 
 
 def _keyframe_records(
-    marks: dict[int, list[_Mark]],
-    times: dict[int, float],
-    previous: dict[int, dict[int, BoxRecord]],
+    marks: dict[int, list[_Mark]], times: dict[int, float], previous: dict[int, dict[int, BoxRecord]]
 ) -> Iterator[BoxRecord]:
     """One record per keyframe; its time from this run's decoding, else the previous run's."""
     for track_id, track_marks in marks.items():
@@ -499,8 +478,7 @@ def _labels(keyframes: list[Keyframe], existing: Annotations | None) -> dict[int
         if len(names) > 1:
             first, second = sorted(names)[:2]
             raise IBFPError(
-                f"object {track_id} has keyframes labelled {first!r} and {second!r}; "
-                "give each object one label"
+                f"object {track_id} has keyframes labelled {first!r} and {second!r}; give each object one label"
             )
         labels[track_id] = names.pop()
     return defaultdict(lambda: DEFAULT_LABEL, labels)

@@ -90,9 +90,7 @@ def _created(name: str, make: Callable[[], CvTracker]) -> CvTracker:
         return make()
     except cv2.error as e:
         reason = str(e).strip().splitlines()[-1]
-        raise TrackerUnavailable(
-            f"{name}: OpenCV could not create the tracker ({reason})"
-        ) from None
+        raise TrackerUnavailable(f"{name}: OpenCV could not create the tracker ({reason})") from None
     finally:
         log.setLogLevel(previous)
 
@@ -101,9 +99,7 @@ def _opencv_class(name: str, class_name: str, hint: str) -> Any:
     """An OpenCV tracker class, or TrackerUnavailable saying which build has it."""
     cls = getattr(cv2, class_name, None)
     if cls is None:
-        raise TrackerUnavailable(
-            f"{name} needs cv2.{class_name}, which OpenCV {cv2.__version__} here lacks; {hint}"
-        )
+        raise TrackerUnavailable(f"{name} needs cv2.{class_name}, which OpenCV {cv2.__version__} here lacks; {hint}")
     return cls
 
 
@@ -111,9 +107,7 @@ def _model_files(name: str, models_dir: str | os.PathLike[str] | None, *files: s
     """Paths of a DNN tracker's model files in `models_dir`, else in $IBFP_OPENCV_MODELS."""
     folder = models_dir if models_dir is not None else os.environ.get(MODELS_ENV)
     if not folder:
-        raise TrackerUnavailable(
-            f"{name} needs {' and '.join(files)}: pass a models folder or set {MODELS_ENV}"
-        )
+        raise TrackerUnavailable(f"{name} needs {' and '.join(files)}: pass a models folder or set {MODELS_ENV}")
     paths = [Path(folder) / f for f in files]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:

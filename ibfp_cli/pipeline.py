@@ -14,7 +14,7 @@ from .boxes import Box, parse_box, validate_box
 from .errors import BoxError, FormatError, IBFPError
 from .formats import resolve_format, write_annotations
 from .progress import ProgressCallback
-from .trackers import SingleObjectTracker, TrackerOutput, create_tracker
+from .trackers import SingleObjectTracker, TrackerOutput, create_tracker, update_all
 from .video import VideoInfo, probe, read_video
 
 SEED_COLUMNS: tuple[str, ...] = ("video", "frame", "x", "y", "w", "h")
@@ -49,8 +49,9 @@ def track_video(
 
     Seeds are checked against the video (box inside the frame, frame in range, ids unique)
     before any tracker runs. Each object gets its own tracker instance; the video is decoded
-    once for all of them. The seed frame is recorded as a keyframe with score 1; tracked boxes
-    are clipped to the frame.
+    once for all of them, and all objects are updated together on each frame (IBFP runs
+    their search crops through its network as one batch). The seed frame is recorded as a
+    keyframe with score 1; tracked boxes are clipped to the frame.
     """
     info = probe(video)
     checked = _checked_seeds(list(seeds), info)
@@ -64,20 +65,22 @@ def track_video(
     with read_video(video, start=first) as reader:
         total = len(reader) - first
         for done, frame in enumerate(reader, start=1):
+            running = [s for s in checked if s.id in last_box]
+            outputs = update_all([trackers[s.id] for s in running], frame.image)
+            found = {s.id: clip_output(o, last_box[s.id], info) for s, o in zip(running, outputs)}
             for seed in checked:
-                if frame.index == seed.frame:
+                if seed.id in found:
+                    output = found[seed.id]
+                elif frame.index == seed.frame:
                     trackers[seed.id].init(frame.image, seed.box)
-                    box, score, lost = seed.box, SEED_SCORE, False
-                elif seed.id in last_box:
-                    output = clip_output(trackers[seed.id].update(frame.image), last_box[seed.id], info)
-                    box, score, lost = output.box, output.score, output.lost
+                    output = TrackerOutput(seed.box, SEED_SCORE)
                 else:
                     continue
-                last_box[seed.id] = box
+                last_box[seed.id] = output.box
                 keyframe = frame.index == seed.frame
                 records.append(
                     BoxRecord(
-                        frame.index, seed.id, box, score, lost, frame.time_s, seed.label, keyframe
+                        frame.index, seed.id, output.box, output.score, output.lost, frame.time_s, seed.label, keyframe
                     )
                 )
             if progress is not None:
@@ -114,13 +117,7 @@ def track_to_file(
     fmt_name = resolve_format(Path(out), fmt).name
     with atomic_output(out) as tmp:
         annotations = track_video(
-            video,
-            seeds,
-            tracker,
-            device=device,
-            weights=weights,
-            tracker_options=tracker_options,
-            progress=progress,
+            video, seeds, tracker, device=device, weights=weights, tracker_options=tracker_options, progress=progress
         )
         write_annotations(tmp, annotations, fmt_name)
     return annotations
@@ -138,9 +135,7 @@ def _checked_seeds(seeds: list[Seed], info: VideoInfo) -> list[Seed]:
     checked = []
     for seed in seeds:
         if not 0 <= seed.frame <= last:
-            raise IBFPError(
-                f"seed frame {seed.frame} is outside the video's frames 0..{last} (0-based)"
-            )
+            raise IBFPError(f"seed frame {seed.frame} is outside the video's frames 0..{last} (0-based)")
         box = validate_box(seed.box, info.width, info.height)
         checked.append(Seed(box, seed.frame, seed.id, seed.label))
     return checked

@@ -13,6 +13,7 @@ import numpy as np
 
 from .annotations import Annotations, BoxRecord
 from .atomic import atomic_output
+from .boxes import Box
 from .errors import IBFPError
 from .progress import ProgressCallback
 from .video import VideoWriter, read_video
@@ -78,19 +79,41 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
 
 def draw_boxes(image: np.ndarray, frame_index: int, records: Iterable[BoxRecord]) -> None:
     """Draw each record's box and caption, and the frame number (bottom left), in place."""
-    style = _Style.for_height(image.shape[0])
     for record in records:
+        draw_box(image, record.box, record.id, record.lost)
+        caption = f"{record.id} {record.label} {record.score:.2f}" + (" lost" if record.lost else "")
         colour = LOST_COLOUR if record.lost else track_colour(record.id)
-        x1, y1, x2, y2 = (round(v) for v in record.box.xyxy())
-        if record.lost:
-            _dashed_rectangle(image, (x1, y1), (x2, y2), colour, style)
-        else:
-            cv2.rectangle(image, (x1, y1), (x2, y2), colour, style.line)
-        caption = f"{record.id} {record.label} {record.score:.2f}" + (
-            " lost" if record.lost else ""
-        )
-        _caption(image, caption, (x1, y1), colour, style)
-    _caption(image, f"frame {frame_index}", (0, image.shape[0]), FRAME_LABEL_BACKGROUND, style)
+        draw_caption(image, caption, (round(record.box.x), round(record.box.y)), colour)
+    draw_caption(image, f"frame {frame_index}", (0, image.shape[0]))
+
+
+def draw_box(image: np.ndarray, box: Box, track_id: int, lost: bool = False) -> None:
+    """The box in its track's colour, in place; a lost box dashed and grey."""
+    style = _Style.for_height(image.shape[0])
+    x1, y1, x2, y2 = (round(v) for v in box.xyxy())
+    if lost:
+        _dashed_rectangle(image, (x1, y1), (x2, y2), LOST_COLOUR, style)
+    else:
+        cv2.rectangle(image, (x1, y1), (x2, y2), track_colour(track_id), style.line)
+
+
+def draw_caption(
+    image: np.ndarray, text: str, anchor: tuple[int, int], background: tuple[int, int, int] = FRAME_LABEL_BACKGROUND
+) -> None:
+    """Text on a filled background just above the anchor point (below it at the top edge), in place."""
+    style = _Style.for_height(image.shape[0])
+    (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, style.text_line)
+    height = th + baseline + 2 * style.pad
+    x = min(max(anchor[0], 0), max(image.shape[1] - tw - 2 * style.pad, 0))
+    y = anchor[1] - height if anchor[1] >= height else anchor[1]
+    y = min(max(y, 0), max(image.shape[0] - height, 0))
+    luma = sum(w * c for w, c in zip(LUMA_WEIGHTS, background, strict=True))
+    colour = DARK_TEXT if luma > DARK_TEXT_ABOVE_LUMA else LIGHT_TEXT
+    right, bottom = x + tw + 2 * style.pad - 1, y + height - 1  # cv2 corners are inclusive
+    cv2.rectangle(image, (x, y), (right, bottom), background, cv2.FILLED)
+    cv2.putText(
+        image, text, (x + style.pad, y + style.pad + th), FONT, style.font_scale, colour, style.text_line, cv2.LINE_AA
+    )
 
 
 def render_video(
@@ -109,8 +132,7 @@ def render_video(
         info = reader.info
         if known.width is not None and (known.width, known.height) != (info.width, info.height):
             raise IBFPError(
-                f"the boxes are for a {known.width}x{known.height} video but {video} is "
-                f"{info.width}x{info.height}"
+                f"the boxes are for a {known.width}x{known.height} video but {video} is {info.width}x{info.height}"
             )
         with atomic_output(out) as tmp, VideoWriter(tmp, info.width, info.height, info.fps) as w:
             for done, frame in enumerate(reader, start=1):
@@ -122,11 +144,7 @@ def render_video(
 
 
 def _dashed_rectangle(
-    image: np.ndarray,
-    p1: tuple[int, int],
-    p2: tuple[int, int],
-    colour: tuple[int, int, int],
-    style: _Style,
+    image: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], colour: tuple[int, int, int], style: _Style
 ) -> None:
     (x1, y1), (x2, y2) = p1, p2
     corners = [(x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1)]
@@ -137,32 +155,3 @@ def _dashed_rectangle(
             a = (ax + (bx - ax) * start // length, ay + (by - ay) * start // length)
             b = (ax + (bx - ax) * end // length, ay + (by - ay) * end // length)
             cv2.line(image, a, b, colour, style.line)
-
-
-def _caption(
-    image: np.ndarray,
-    text: str,
-    anchor: tuple[int, int],
-    background: tuple[int, int, int],
-    style: _Style,
-) -> None:
-    """Text on a filled background just above the anchor point (below it at the top edge)."""
-    (tw, th), baseline = cv2.getTextSize(text, FONT, style.font_scale, style.text_line)
-    height = th + baseline + 2 * style.pad
-    x = min(max(anchor[0], 0), max(image.shape[1] - tw - 2 * style.pad, 0))
-    y = anchor[1] - height if anchor[1] >= height else anchor[1]
-    y = min(max(y, 0), max(image.shape[0] - height, 0))
-    luma = sum(w * c for w, c in zip(LUMA_WEIGHTS, background, strict=True))
-    colour = DARK_TEXT if luma > DARK_TEXT_ABOVE_LUMA else LIGHT_TEXT
-    right, bottom = x + tw + 2 * style.pad - 1, y + height - 1  # cv2 corners are inclusive
-    cv2.rectangle(image, (x, y), (right, bottom), background, cv2.FILLED)
-    cv2.putText(
-        image,
-        text,
-        (x + style.pad, y + style.pad + th),
-        FONT,
-        style.font_scale,
-        colour,
-        style.text_line,
-        cv2.LINE_AA,
-    )

@@ -14,14 +14,7 @@ from .atomic import atomic_output
 from .boxes import Box
 from .errors import IBFPError
 from .progress import ProgressCallback
-from .render import (  # the preview's drawing, so sheet and preview look alike
-    FRAME_LABEL_BACKGROUND,
-    LOST_COLOUR,
-    _caption,
-    _dashed_rectangle,
-    _Style,
-    track_colour,
-)
+from .render import draw_box, draw_caption  # the preview's drawing, so sheet and preview look alike
 from .video import read_video
 
 DEFAULT_THRESHOLD = 0.5
@@ -100,12 +93,8 @@ def contact_sheet(
     if max_tiles < 1 or tile_width < 1:
         raise IBFPError("a contact sheet needs at least one tile at least 1 px wide")
     shown = sorted(segments, key=lambda s: (s.lowest_score, s.id, s.first))[:max_tiles]
-    tiles = sorted(
-        ((s, _tile_record(s, annotations)) for s in shown), key=lambda t: (t[1].frame, t[0].id)
-    )
-    images, scale = _frames_at(
-        video, {r.frame for _, r in tiles}, annotations, tile_width, progress
-    )
+    tiles = sorted(((s, _tile_record(s, annotations)) for s in shown), key=lambda t: (t[1].frame, t[0].id))
+    images, scale = _frames_at(video, {r.frame for _, r in tiles}, annotations, tile_width, progress)
     _write_png(out_png, _grid([_tile(images[r.frame], r, scale) for _, r in tiles]))
     return [s for s, _ in tiles]
 
@@ -147,8 +136,7 @@ def _frames_at(
         known = annotations.video
         if known.width is not None and (known.width, known.height) != (info.width, info.height):
             raise IBFPError(
-                f"the boxes are for a {known.width}x{known.height} video but {video} is "
-                f"{info.width}x{info.height}"
+                f"the boxes are for a {known.width}x{known.height} video but {video} is {info.width}x{info.height}"
             )
         if last >= info.frame_count:
             raise IBFPError(f"frame {last} is not in {video} (frames 0..{info.frame_count - 1})")
@@ -167,15 +155,8 @@ def _frames_at(
 def _tile(image: np.ndarray, record: BoxRecord, scale: float) -> np.ndarray:
     """The frame (already tile-sized) with the record's box and caption drawn on it."""
     tile = image.copy()
-    style = _Style.for_height(tile.shape[0])
-    box = Box(*(v * scale for v in record.box.xywh()))
-    x1, y1, x2, y2 = (round(v) for v in box.xyxy())
-    if record.lost:
-        _dashed_rectangle(tile, (x1, y1), (x2, y2), LOST_COLOUR, style)
-    else:
-        cv2.rectangle(tile, (x1, y1), (x2, y2), track_colour(record.id), style.line)
-    caption = f"id {record.id} frame {record.frame} score {record.score:.2f}"
-    _caption(tile, caption, (0, tile.shape[0]), FRAME_LABEL_BACKGROUND, style)
+    draw_box(tile, Box(*(v * scale for v in record.box.xywh())), record.id, record.lost)
+    draw_caption(tile, f"id {record.id} frame {record.frame} score {record.score:.2f}", (0, tile.shape[0]))
     return tile
 
 
@@ -185,8 +166,7 @@ def _grid(tiles: list[np.ndarray]) -> np.ndarray:
     columns = min(len(tiles), SHEET_COLUMNS)
     rows = math.ceil(len(tiles) / columns)
     sheet = np.empty(
-        (rows * (height + TILE_GAP) + TILE_GAP, columns * (width + TILE_GAP) + TILE_GAP, 3),
-        dtype=np.uint8,
+        (rows * (height + TILE_GAP) + TILE_GAP, columns * (width + TILE_GAP) + TILE_GAP, 3), dtype=np.uint8
     )
     sheet[:] = SHEET_BACKGROUND
     for i, tile in enumerate(tiles):

@@ -82,8 +82,7 @@ class SyntheticSpec:
             raise IBFPError(f"object {w}x{h} shrinks below {MIN_BOX_SIZE:g} px")
         if w * largest > self.width or h * largest > self.height:
             raise IBFPError(
-                f"object {w}x{h} grown by {self.scale_amplitude:.0%} does not fit the "
-                f"{self.width}x{self.height} frame"
+                f"object {w}x{h} grown by {self.scale_amplitude:.0%} does not fit the {self.width}x{self.height} frame"
             )
         if self.speed < 0 or self.noise < 0 or self.distractors < 0:
             raise IBFPError("speed, noise and distractors must not be negative")
@@ -127,19 +126,14 @@ def _rng(spec: SyntheticSpec, *stream: int) -> np.random.Generator:
 
 
 def _frames(
-    spec: SyntheticSpec,
-    background: np.ndarray,
-    sprites: list[_Sprite],
-    target_boxes: np.ndarray,
+    spec: SyntheticSpec, background: np.ndarray, sprites: list[_Sprite], target_boxes: np.ndarray
 ) -> Iterator[np.ndarray]:
     noise_bank = _noise_bank(_rng(spec, _NOISE), spec.noise, background.size)
     for i in range(spec.frames):
         frame = background.copy()
         for sprite in sprites:
             x, y, w, h = sprite.boxes[i]
-            frame[y : y + h, x : x + w] = cv2.resize(
-                sprite.texture, (int(w), int(h)), interpolation=cv2.INTER_AREA
-            )
+            frame[y : y + h, x : x + w] = cv2.resize(sprite.texture, (int(w), int(h)), interpolation=cv2.INTER_AREA)
         if spec.occlusion is not None and spec.occlusion[0] <= i < spec.occlusion[1]:
             x, _, w, _ = target_boxes[i]
             overhang = math.ceil(w * OCCLUDER_MARGIN)
@@ -211,9 +205,7 @@ def _sprite(rng: np.random.Generator, spec: SyntheticSpec) -> _Sprite:
     return _Sprite(texture, np.stack([xs, ys, ws, hs], axis=1))
 
 
-def _path(
-    rng: np.random.Generator, spec: SyntheticSpec, max_w: float, max_h: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _path(rng: np.random.Generator, spec: SyntheticSpec, max_w: float, max_h: float) -> tuple[np.ndarray, np.ndarray]:
     """Centres moving at spec.speed px/frame along a closed Lissajous curve.
 
     The curve keeps a max_w x max_h box inside the frame; it is sampled densely and

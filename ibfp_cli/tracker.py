@@ -8,7 +8,7 @@ import time
 import warnings
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +24,8 @@ from .errors import IBFPError
 from .model.ibfp import IBFP, Prediction, Template
 from .model.online import fit_filter
 from .model.xcorr import trim_kernel
-from .train.labels import gaussian_labels
 from .trackers import TrackerOutput
+from .train.labels import gaussian_labels
 from .weights import load_model, resolve_weights
 
 CPU_THREADS_MAX = 4  # beyond this, per-frame work is too small for more threads to help
@@ -50,7 +50,7 @@ _COMPILED_BACKBONES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def cpu_backbone(model: IBFP) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
     """The backbone traced and frozen for CPU inference (BatchNorm folded into the convs,
-    about 2x faster on 2 cores); one per model, for single-crop calls."""
+    about 2x faster on 2 cores); one per model. Traced on one crop, it takes any batch size."""
     if model not in _COMPILED_BACKBONES:
         size = model.config.input_size
         with torch.no_grad(), warnings.catch_warnings():
@@ -167,15 +167,18 @@ class IBFPTracker:
         boxes = torch.tensor([crop_box.xywh()], device=self.device)
         with self._autocast():
             t = self.model.template(z, boxes)
-        self.template = Template(
-            trim_kernel(t.T8.float()), trim_kernel(t.T16.float()), trim_kernel(t.T32.float()), t.online_filter.float()
-        )
+        # T8 meets the search feature only through "same" correlation, so its zero border can go
+        # (same output, less work). T16 and T32 first pass through CSCS, whose biased 1x1
+        # convolutions fill that border: they keep the padded size they were trained with.
+        self.template = Template(trim_kernel(t.T8.float()), t.T16.float(), t.T32.float(), t.online_filter.float())
         self.memory = OnlineMemory(cfg.online_memory)
         if cfg.use_online:
             crops, crop_boxes = self._augmented(frame, box)
             with self._autocast():
                 feats = self.model.online(self._features(crops)[1]).float()
-            labels = self._online_labels(torch.tensor(crop_boxes, device=self.device, dtype=torch.float32), feats.shape[-1])
+            labels = self._online_labels(
+                torch.tensor(crop_boxes, device=self.device, dtype=torch.float32), feats.shape[-1]
+            )
             for f, y in zip(feats, labels):
                 self.memory.add(f, y, permanent=True)
             self._fit(cfg.online_init_steps)
@@ -212,24 +215,55 @@ class IBFPTracker:
     @torch.inference_mode()
     def update(self, frame: np.ndarray) -> TrackerOutput:
         """Search around the last position; decode, smooth and clamp the box; update online."""
-        if self.template is None:
-            raise IBFPError("IBFPTracker.update called before init")
-        times = self.times
-        times.frames += 1
+        return IBFPTracker.update_many([self], frame)[0]
+
+    @staticmethod
+    @torch.inference_mode()
+    def update_many(trackers: Sequence[IBFPTracker], frame: np.ndarray) -> list[TrackerOutput]:
+        """`update` for several objects on one frame: the search crops of trackers that share a
+        network go through it (backbone, fusion, head) as one batch, on CUDA and CPU alike."""
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, tracker in enumerate(trackers):
+            if tracker.template is None:
+                raise IBFPError("IBFPTracker.update called before init")
+            groups[id(tracker.model)].append(i)
+        outputs: dict[int, TrackerOutput] = {}
+        for members in groups.values():
+            group = [trackers[i] for i in members]
+            outputs.update(zip(members, IBFPTracker._update_group(group, frame)))
+        return [outputs[i] for i in range(len(trackers))]
+
+    @staticmethod
+    def _update_group(group: list[IBFPTracker], frame: np.ndarray) -> list[TrackerOutput]:
+        """Trackers sharing one network: one batch through the backbone, fusion and head, then
+        each object's own post-processing and online step. Shared stages are timed on the first."""
+        lead = group[0]
+        model = lead.model
+        for tracker in group:
+            tracker.times.frames += 1
+        windows = [tracker._search_window() for tracker in group]
+        with lead.times("crop"):
+            crops = lead._tensor(np.stack([w.crop(frame) for w in windows]))  # (N, 3, S, S)
+        with lead.times("backbone"), lead._autocast():
+            x = model.project(lead.backbone(model.normalize(crops)))  # (N, c, S/s, S/s) per stride
+        with lead.times("fusion+head"), lead._autocast():
+            template = group[0].template if len(group) == 1 else Template.stack([t.template for t in group])
+            pred = model(template, x)
+        outputs = []
+        for n, (tracker, window) in enumerate(zip(group, windows)):
+            own = pred.select(n)
+            with tracker.times("post"):
+                out = tracker._locate(own, window)
+            if tracker.config.use_online and not out.lost:
+                with tracker.times("online"):
+                    tracker._online_step(own.online_feature[0].float(), own.online[0, 0].float(), window, out.score)
+            outputs.append(out)
+        return outputs
+
+    def _search_window(self) -> CropWindow:
+        """The context window around the last box, grown while the object is lost."""
         base = context_window(self.box, self.config.search_area_scale, self.model.config.input_size)
-        window = CropWindow(base.cx, base.cy, base.side * self.search_growth, base.out_size)
-        with times("crop"):
-            crop = self._tensor(window.crop(frame)[None])
-        with times("backbone"), self._autocast():
-            raw = self.backbone(self.model.normalize(crop))
-        with times("fusion+head"), self._autocast():
-            pred = self.model(self.template, self.model.project(raw))
-        with times("post"):
-            out = self._locate(pred, window)
-        if self.config.use_online and not out.lost:
-            with times("online"):
-                self._online_step(pred.online_feature[0].float(), pred.online[0, 0].float(), window, out.score)
-        return out
+        return CropWindow(base.cx, base.cy, base.side * self.search_growth, base.out_size)
 
     def _locate(self, pred: Prediction, window: CropWindow) -> TrackerOutput:
         """Mix the maps, penalise, pick the peak, decode, smooth and clamp the box."""
@@ -287,7 +321,9 @@ class IBFPTracker:
         h = min(max(box.h, self.config.min_size), fh)
         return Box.from_center(cx, cy, w, h)
 
-    def _online_step(self, feature: torch.Tensor, response: torch.Tensor, window: CropWindow, confidence: float) -> None:
+    def _online_step(
+        self, feature: torch.Tensor, response: torch.Tensor, window: CropWindow, confidence: float
+    ) -> None:
         """Memorise a confident frame; refit every `online_interval` frames or on a hard negative."""
         cfg = self.config
         self.frames_since_update += 1

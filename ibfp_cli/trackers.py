@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +32,20 @@ class SingleObjectTracker(Protocol):
 
     def update(self, frame: np.ndarray) -> TrackerOutput:
         """Locate the object on the next frame."""
+
+
+def update_all(trackers: Sequence[SingleObjectTracker], frame: np.ndarray) -> list[TrackerOutput]:
+    """Every tracker's answer on one frame, in order. Trackers whose class offers a static
+    `update_many(trackers, frame)` (IBFP) are updated together, so their work can be batched."""
+    by_class: dict[type, list[int]] = defaultdict(list)
+    for i, tracker in enumerate(trackers):
+        by_class[type(tracker)].append(i)
+    outputs: dict[int, TrackerOutput] = {}
+    for cls, members in by_class.items():
+        group = [trackers[i] for i in members]
+        many = getattr(cls, "update_many", None)
+        outputs.update(zip(members, many(group, frame) if many else [t.update(frame) for t in group]))
+    return [outputs[i] for i in range(len(trackers))]
 
 
 TrackerFactory = Callable[..., SingleObjectTracker]

@@ -130,10 +130,7 @@ class VideoReader:
         self._scan = _scan(self.path)
         self.info: VideoInfo = self._scan.info
         if not 0 <= start < self.info.frame_count:
-            raise VideoError(
-                f"start frame {start} is outside {self.path.name}'s frames "
-                f"0..{self.info.frame_count - 1}"
-            )
+            raise VideoError(f"start frame {start} is outside {self.path.name}'s frames 0..{self.info.frame_count - 1}")
         self.start = start
         self.threads = threads
         self._open: set[InputContainer] = set()
@@ -149,8 +146,7 @@ class VideoReader:
                 yield frame
         except av.FFmpegError as e:
             raise VideoError(
-                f"cannot decode frame {last + 1} of {self.path}: truncated or corrupt "
-                f"({_reason(e)})"
+                f"cannot decode frame {last + 1} of {self.path}: truncated or corrupt ({_reason(e)})"
             ) from None
 
     def close(self) -> None:
@@ -163,10 +159,7 @@ class VideoReader:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
 
@@ -180,9 +173,7 @@ class VideoReader:
         with self._opened() as (container, stream):
             yield from self._numbered(_decode(container, stream), 0)
 
-    def _frames_after_seek(
-        self, container: InputContainer, stream: VideoStream
-    ) -> Iterator[Frame] | None:
+    def _frames_after_seek(self, container: InputContainer, stream: VideoStream) -> Iterator[Frame] | None:
         """Frames from the start on, decoded from the keyframe before it; None if that fails.
 
         It fails where frames lack timestamps or the seek lands past the start frame.
@@ -252,9 +243,7 @@ class VideoWriter:
     that repeats the last column or row, so the file is up to 1 px wider/taller.
     """
 
-    def __init__(
-        self, path: PathLike, width: int, height: int, fps: float, crf: int = 23
-    ) -> None:
+    def __init__(self, path: PathLike, width: int, height: int, fps: float, crf: int = 23) -> None:
         if width < 1 or height < 1:
             raise VideoError(f"video size {width}x{height} must be at least 1x1")
         if not (math.isfinite(fps) and fps > 0):
@@ -276,8 +265,7 @@ class VideoWriter:
             raise VideoError(f"cannot write video {self.path}: {_reason(e)}") from None
         except ValueError:
             raise VideoError(
-                f"cannot write video {self.path}: no container format for its suffix "
-                f"{self.path.suffix!r} (use .mp4)"
+                f"cannot write video {self.path}: no container format for its suffix {self.path.suffix!r} (use .mp4)"
             ) from None
         try:
             rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
@@ -318,10 +306,7 @@ class VideoWriter:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None:
             self.close()
@@ -437,9 +422,7 @@ def _scan_stream(path: Path, container: InputContainer, stream: VideoStream) -> 
     )
     timeline = None if None in pts else tuple(sorted(p for p in pts if p is not None))
     start_pts = timeline[0] if timeline else stream.start_time or 0
-    return _Scan(
-        info, stream.index, timeline, tuple(sorted(keyframes)), stream.time_base, start_pts
-    )
+    return _Scan(info, stream.index, timeline, tuple(sorted(keyframes)), stream.time_base, start_pts)
 
 
 def _display_rotation(frames: Iterable[av.VideoFrame]) -> int | None:

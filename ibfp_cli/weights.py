@@ -58,7 +58,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # torch raises several types for a file that is not a checkpoint
         raise WeightsError(f"{path} is not a readable IBFP weights file ({type(e).__name__})") from None
     if not isinstance(data, dict) or data.get("arch") != ARCH:
-        raise WeightsError(f"{path} is not an IBFP weights file (arch {data.get('arch') if isinstance(data, dict) else None!r})")
+        raise WeightsError(
+            f"{path} is not an IBFP weights file (arch {data.get('arch') if isinstance(data, dict) else None!r})"
+        )
     if data.get("version") != FORMAT_VERSION:
         raise WeightsError(f"{path} has format version {data.get('version')}; this ibfp reads version {FORMAT_VERSION}")
     return data

@@ -38,20 +38,13 @@ def test_one_output_per_video_failures_isolated(folder, tmp_path, small_video) -
     _, truth = small_video
     seeds = _seeds(
         tmp_path,
-        [
-            f"a.mp4,0,{_box(truth[0])}",
-            "a.mp4,0,5,5,20,20",
-            "b.mp4,0,900,900,10,10",
-            f"gone,0,{_box(truth[0])}",
-        ],
+        [f"a.mp4,0,{_box(truth[0])}", "a.mp4,0,5,5,20,20", "b.mp4,0,900,900,10,10", f"gone,0,{_box(truth[0])}"],
     )
     out = tmp_path / "out"
     results = run_batch(folder, seeds, out, fmt="coco", tracker="kcf")
     by_video = {r.video: r for r in results}
     assert [r.status for r in results] == ["done", "failed", "failed", "skipped"]
-    assert by_video["a.mp4"] == BatchResult(
-        "a.mp4", "done", f"{2 * len(truth)} boxes of 2 object(s)", out / "a.json"
-    )
+    assert by_video["a.mp4"] == BatchResult("a.mp4", "done", f"{2 * len(truth)} boxes of 2 object(s)", out / "a.json")
     assert "outside" in by_video["b.mp4"].message
     assert "not found" in by_video["gone"].message
     assert by_video["c.mov"].message == "no seeds"
@@ -61,16 +54,8 @@ def test_one_output_per_video_failures_isolated(folder, tmp_path, small_video) -
 
 def test_name_without_extension_finds_the_video(folder, tmp_path, small_video) -> None:
     _, truth = small_video
-    results = run_batch(
-        folder,
-        _seeds(tmp_path, [f"b,5,{_box(truth[5])}"]),
-        tmp_path / "out",
-        fmt="mot",
-        tracker="kcf",
-    )
-    assert results[0] == BatchResult(
-        "b", "done", f"{len(truth) - 5} boxes of 1 object(s)", tmp_path / "out" / "b.txt"
-    )
+    results = run_batch(folder, _seeds(tmp_path, [f"b,5,{_box(truth[5])}"]), tmp_path / "out", fmt="mot", tracker="kcf")
+    assert results[0] == BatchResult("b", "done", f"{len(truth) - 5} boxes of 1 object(s)", tmp_path / "out" / "b.txt")
     frames = [r.frame for r in read_annotations(tmp_path / "out" / "b.txt").records]
     assert frames == list(range(5, len(truth)))
 

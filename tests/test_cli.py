@@ -152,16 +152,7 @@ def test_acceptance_300_frames_in_three_formats_load_in_their_tools(acceptance_v
     video, truth = acceptance_video
     frames = ACCEPTANCE_SPEC.frames
     for name in ("boxes.csv", "boxes.txt", "boxes.json"):
-        result = ibfp(
-            "track",
-            video,
-            "--box",
-            box_text(truth[0]),
-            "--out",
-            tmp_path / name,
-            "--tracker",
-            "kcf",
-        )
+        result = ibfp("track", video, "--box", box_text(truth[0]), "--out", tmp_path / name, "--tracker", "kcf")
         assert result.exit_code == 0, result.output
         assert len(read_annotations(tmp_path / name).records) == frames
     boxes = np.array([r.box.xywh() for r in read_annotations(tmp_path / "boxes.csv").records])
@@ -198,9 +189,7 @@ def workdir(tmp_path, small_video) -> tuple[Path, Path, str]:
 def test_missing_video(workdir) -> None:
     folder, _, box = workdir
     before = set(folder.iterdir())
-    result = ibfp(
-        "track", folder / "nope.mp4", "--box", box, "--out", folder / "b.csv", "--tracker", "kcf"
-    )
+    result = ibfp("track", folder / "nope.mp4", "--box", box, "--out", folder / "b.csv", "--tracker", "kcf")
     assert_clean_failure(result, "does not exist", folder, before)
 
 
@@ -292,9 +281,7 @@ def test_interrupted_track_exits_130_and_leaves_nothing(workdir, monkeypatch) ->
     monkeypatch.setitem(trackers._REGISTRY, "interrupting", (lambda **_: Interrupting(), "test"))
     before = set(folder.iterdir())
     for out in ("b.csv", "b.txt"):
-        result = ibfp(
-            "track", video, "--box", box, "--out", folder / out, "--tracker", "interrupting"
-        )
+        result = ibfp("track", video, "--box", box, "--out", folder / out, "--tracker", "interrupting")
         assert result.exit_code == EXIT_INTERRUPTED
         assert "interrupted" in result.stderr and "Traceback" not in result.output
     assert set(folder.iterdir()) == before
@@ -333,39 +320,15 @@ def batch_folder(tmp_path, small_video) -> tuple[Path, Path]:
 def test_batch_reports_failure_and_resumes(batch_folder, tmp_path) -> None:
     folder, seeds = batch_folder
     out_dir = tmp_path / "out"
-    result = ibfp(
-        "batch",
-        folder,
-        "--seeds",
-        seeds,
-        "--out-dir",
-        out_dir,
-        "--format",
-        "mot",
-        "--tracker",
-        "kcf",
-    )
+    result = ibfp("batch", folder, "--seeds", seeds, "--out-dir", out_dir, "--format", "mot", "--tracker", "kcf")
     assert result.exit_code == 1
     assert sorted(p.name for p in out_dir.iterdir()) == ["a.txt", "b.txt"]
-    assert (
-        len(read_annotations(out_dir / "b.txt").records) == probe(folder / "b.mp4").frame_count - 5
-    )
+    assert len(read_annotations(out_dir / "b.txt").records) == probe(folder / "b.mp4").frame_count - 5
     assert "missing.mp4" in result.stdout and "failed" in result.stdout
     assert "no seeds" in result.stdout and "Traceback" not in result.output
 
     mtimes = {p: p.stat().st_mtime_ns for p in out_dir.iterdir()}
-    again = ibfp(
-        "batch",
-        folder,
-        "--seeds",
-        seeds,
-        "--out-dir",
-        out_dir,
-        "--format",
-        "mot",
-        "--tracker",
-        "kcf",
-    )
+    again = ibfp("batch", folder, "--seeds", seeds, "--out-dir", out_dir, "--format", "mot", "--tracker", "kcf")
     assert again.exit_code == 1
     assert {p: p.stat().st_mtime_ns for p in out_dir.iterdir()} == mtimes
     assert again.stdout.count("already exists") == 2
@@ -375,9 +338,7 @@ def test_batch_with_malformed_seeds_file(batch_folder, tmp_path) -> None:
     folder, seeds = batch_folder
     seeds.write_text("video,frame,x,y,w,h,colour\na.mp4,0,1,2,3,4,red\n")
     before = set(tmp_path.iterdir())
-    result = ibfp(
-        "batch", folder, "--seeds", seeds, "--out-dir", tmp_path / "out", "--tracker", "kcf"
-    )
+    result = ibfp("batch", folder, "--seeds", seeds, "--out-dir", tmp_path / "out", "--tracker", "kcf")
     assert_clean_failure(result, "unknown column 'colour'", tmp_path, before)
 
 
@@ -420,19 +381,43 @@ def test_demo_prints_commands_that_reproduce_its_boxes(tmp_path, monkeypatch) ->
 def test_version_and_help_in_a_real_process() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     module = subprocess.run(
-        [sys.executable, "-m", "ibfp_cli", "--help"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
+        [sys.executable, "-m", "ibfp_cli", "--help"], capture_output=True, text=True, env=env, check=False
     )
     assert module.returncode == 0 and "track" in module.stdout and "batch" in module.stdout
     script = Path(sys.executable).parent / "ibfp"
     if script.exists():
-        installed = subprocess.run(
-            [script, "--version"], capture_output=True, text=True, check=False
-        )
+        installed = subprocess.run([script, "--version"], capture_output=True, text=True, check=False)
         assert installed.returncode == 0 and installed.stdout.startswith("ibfp ")
+
+
+@pytest.mark.parametrize(
+    "args, cause",
+    [
+        (["track", "v.mp4", "--box", "1,2,3,4", "--out", "b.csv", "--device", "gpu"], "'--device'"),
+        (["track", "v.mp4", "--box", "1,2,3,4", "--out", "b.csv", "--frame", "abc"], "'--frame'"),
+        (["track", "v.mp4", "--box", "1,2,3,4"], "Missing option '--out'"),
+        (["track", "--box", "1,2,3,4", "--out", "b.csv"], "Missing argument 'video'"),
+        (["render", "v.mp4", "b.csv", "--bogus"], "No such option: --bogus"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(tmp_path, args: list[str], cause: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "ibfp_cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and cause in errors[0], result.stderr
+    assert "--help" in errors[0] and not result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_arguments_prints_the_help() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-m", "ibfp_cli"], capture_output=True, text=True, env=env, check=False)
+    assert "Usage: ibfp" in result.stdout + result.stderr and "track" in result.stdout + result.stderr
+    assert "error:" not in result.stderr
 
 
 @pytest.mark.real_data
@@ -462,9 +447,7 @@ def test_scripting_api_loads_lazily() -> None:
         "assert Tracker.__name__ == 'IBFPTracker' and set(ibfp_cli.__all__) <= set(dir(ibfp_cli))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0, result.stderr
 
 
@@ -498,10 +481,7 @@ def test_retrack_keeps_the_seed_and_tracks_only_around_the_correction(small_vide
     assert ibfp("track", path, "--box", box_text(truth[0]), "--tracker", "kcf", "-o", boxes).exit_code == 0
     corrections = tmp_path / "corrections.csv"
     corrections.write_text(f"frame,id,x,y,w,h\n20,1,{box_text(truth[20])}\n")
-    result = ibfp(
-        "retrack", path, "--keyframes", corrections, "--existing", boxes, "--tracker", "kcf",
-        "-o", boxes,
-    )
+    result = ibfp("retrack", path, "--keyframes", corrections, "--existing", boxes, "--tracker", "kcf", "-o", boxes)
     assert result.exit_code == 0, result.output
     assert "object 1: frames 1..19" in result.stdout and "object 1: frames 21..39" in result.stdout
     records = read_annotations(boxes).records
@@ -515,9 +495,7 @@ def test_retrack_with_a_bad_keyframes_file_fails_in_one_line(small_video, tmp_pa
     corrections.write_text("frame,id,x,y,w,h\n5,1,1,2,oops,4\n")
     result = ibfp("retrack", path, "--keyframes", corrections, "-o", tmp_path / "out.csv")
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: {corrections} line 2: w 'oops' is not a number"
-    ]
+    assert result.stderr.strip().splitlines() == [f"error: {corrections} line 2: w 'oops' is not a number"]
     assert not (tmp_path / "out.csv").exists()
 
 

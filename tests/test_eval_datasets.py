@@ -50,9 +50,7 @@ def make_got(folder: Path, boxes: list[str], absence: list[int] | None = None) -
     return folder
 
 
-def make_lasot(
-    folder: Path, boxes: list[str], occlusion: list[int], out_of_view: list[int]
-) -> Path:
+def make_lasot(folder: Path, boxes: list[str], occlusion: list[int], out_of_view: list[int]) -> Path:
     write_images(folder / "img", len(boxes))
     write_lines(folder / "groundtruth.txt", boxes)
     write_lines(folder / "full_occlusion.txt", [",".join(map(str, occlusion))])

@@ -150,9 +150,7 @@ def test_rerun_after_an_interruption_tracks_only_what_was_not_finished(dataset, 
     ConstantTracker.interrupt_at_init = None
     ConstantTracker.inits = 0
     calls = []
-    report = run_evaluation(
-        dataset, ["test-constant"], out, workers=1, progress=lambda *a: calls.append(a)
-    )
+    report = run_evaluation(dataset, ["test-constant"], out, workers=1, progress=lambda *a: calls.append(a))
     assert ConstantTracker.inits == 1
     assert calls == [(1, 2, "test-constant/long"), (2, 2, "test-constant/short")]
     run_evaluation(dataset, ["test-constant"], out, workers=1)
@@ -207,7 +205,14 @@ def test_unavailable_trackers_are_reported_not_raised(dataset, tmp_path):
     assert f"- test-unavailable: {reason}" in (out / "report.md").read_text()
     table = render_rich_table(report)
     assert [c.header for c in table.columns] == [
-        "tracker", "AUC", "Prec@20", "NormPrec@0.2", "AO", "SR0.5", "SR0.75", "FPS"
+        "tracker",
+        "AUC",
+        "Prec@20",
+        "NormPrec@0.2",
+        "AO",
+        "SR0.5",
+        "SR0.75",
+        "FPS",
     ]
     assert table.row_count == 1
     assert table.caption == f"test-unavailable unavailable: {reason}"
@@ -222,9 +227,7 @@ def test_unknown_tracker_or_sequence_is_an_error(dataset, tmp_path):
     with pytest.raises(IBFPError, match="unknown tracker 'nope'"):
         run_evaluation(dataset, ["nope"], tmp_path / "out", workers=1)
     with pytest.raises(IBFPError, match="no sequence named missing"):
-        run_evaluation(
-            dataset, ["test-constant"], tmp_path / "out", workers=1, sequences=["missing"]
-        )
+        run_evaluation(dataset, ["test-constant"], tmp_path / "out", workers=1, sequences=["missing"])
 
 
 def test_report_markdown_has_the_peers_layout(dataset, tmp_path):
@@ -262,4 +265,3 @@ def test_predictions_round_trip_exactly(tmp_path):
     assert has_predictions(path, 2) and not has_predictions(path, 3)
     path.write_text("frame,x\n0,1\n")
     assert not has_predictions(path, 1)
-

@@ -13,13 +13,7 @@ import pytest
 from ibfp_cli.annotations import DEFAULT_LABEL, Annotations, BoxRecord, VideoMeta
 from ibfp_cli.boxes import Box
 from ibfp_cli.errors import FormatError
-from ibfp_cli.formats import (
-    FORMATS,
-    format_names,
-    read_annotations,
-    resolve_format,
-    write_annotations,
-)
+from ibfp_cli.formats import FORMATS, format_names, read_annotations, resolve_format, write_annotations
 
 WIDTH, HEIGHT, FPS, FRAME_COUNT = 160, 120, 25.0, 10
 PTS = [0.0, 0.04, 0.081, 0.12, 0.165, 0.2, 0.24, 0.29, 0.32, 0.36]
@@ -122,9 +116,7 @@ def test_mot_round_trip(tmp_path: Path, annotations: Annotations) -> None:
         assert (got.frame, got.id, got.score) == (want.frame, want.id, want.score)
         assert_boxes_close(got.box, want.box, FLOAT_TOLERANCE, FLOAT_TOLERANCE)
         # MOT stores no lost flag, time, label or keyframe flag.
-        assert (got.lost, got.time_s, got.label, got.keyframe) == (
-            False, None, DEFAULT_LABEL, False
-        )
+        assert (got.lost, got.time_s, got.label, got.keyframe) == (False, None, DEFAULT_LABEL, False)
 
 
 def test_mot_is_one_based_in_frames_and_pixels(tmp_path: Path) -> None:
@@ -220,14 +212,10 @@ def test_cvat_round_trip(tmp_path: Path, annotations: Annotations) -> None:
     path = tmp_path / "walk.xml"
     write_annotations(path, annotations)
     back = read_annotations(path)
-    assert [(r.frame, r.id) for r in back.records] == [
-        (r.frame, r.id) for r in annotations.records
-    ]
+    assert [(r.frame, r.id) for r in back.records] == [(r.frame, r.id) for r in annotations.records]
     for want, got in zip(annotations.records, back.records):
         assert_boxes_close(got.box, want.box, CVAT_CORNER_TOLERANCE, CVAT_SIZE_TOLERANCE)
-        assert (got.score, got.lost, got.label, got.keyframe) == (
-            want.score, want.lost, want.label, want.keyframe
-        )
+        assert (got.score, got.lost, got.label, got.keyframe) == (want.score, want.lost, want.label, want.keyframe)
         assert got.time_s is None  # CVAT stores frame numbers, not times
     assert back.video == VideoMeta("walk.mp4", WIDTH, HEIGHT, None, FRAME_COUNT)
 
@@ -255,16 +243,16 @@ def test_cvat_xml_structure(tmp_path: Path, annotations: Annotations) -> None:
     assert [b.get("occluded") for b in person].count("1") == len(PERSON_LOST)
     first = person[0]
     assert (first.get("xtl"), first.get("ytl"), first.get("xbr"), first.get("ybr")) == (
-        "10.25", "20.50", "40.95", "60.80"
+        "10.25",
+        "20.50",
+        "40.95",
+        "60.80",
     )
-    assert {a.get("name"): a.text for a in first.findall("attribute")} == {
-        "score": "0.9", "manual": "true"
-    }
+    assert {a.get("name"): a.text for a in first.findall("attribute")} == {"score": "0.9", "manual": "true"}
 
     car = [(b.get("frame"), b.get("outside")) for b in tracks["1"].findall("box")]
     # Outside rows on the gap (frame 5) and on the frame after the car leaves (frame 8).
-    assert car == [("2", "0"), ("3", "0"), ("4", "0"), ("5", "1"),
-                   ("6", "0"), ("7", "0"), ("8", "1")]
+    assert car == [("2", "0"), ("3", "0"), ("4", "0"), ("5", "1"), ("6", "0"), ("7", "0"), ("8", "1")]
 
 
 CVAT_EXPORT = """<?xml version="1.0" encoding="utf-8"?>
@@ -298,9 +286,7 @@ def test_cvat_reads_an_export_without_ibfp_attributes(tmp_path: Path) -> None:
 # ---- labelstudio -----------------------------------------------------------------------
 
 
-def test_labelstudio_pins_percent_and_one_based_frames(
-    tmp_path: Path, annotations: Annotations
-) -> None:
+def test_labelstudio_pins_percent_and_one_based_frames(tmp_path: Path, annotations: Annotations) -> None:
     path = tmp_path / "walk.json"
     write_annotations(path, annotations, fmt="labelstudio")
     tasks = json.loads(path.read_text())
@@ -308,9 +294,7 @@ def test_labelstudio_pins_percent_and_one_based_frames(
     regions = {r["id"]: r for r in tasks[0]["annotations"][0]["result"]}
     assert set(regions) == {"1", "2"}
     person = regions["1"]
-    assert (person["type"], person["from_name"], person["to_name"]) == (
-        "videorectangle", "box", "video"
-    )
+    assert (person["type"], person["from_name"], person["to_name"]) == ("videorectangle", "box", "video")
     assert person["value"]["labels"] == ["person"]
     assert person["value"]["framesCount"] == FRAME_COUNT
     assert person["value"]["duration"] == FRAME_COUNT / FPS
@@ -322,13 +306,15 @@ def test_labelstudio_pins_percent_and_one_based_frames(
     assert [s["time"] for s in sequence] == [PTS[f - 1] for f in [1, 2, 3, 4, 7, 8, 9, 10]]
     first = sequence[0]
     assert (first["x"], first["y"], first["width"], first["height"], first["rotation"]) == (
-        100 * 10.25 / WIDTH, 100 * 20.5 / HEIGHT, 100 * 30.7 / WIDTH, 100 * 40.3 / HEIGHT, 0
+        100 * 10.25 / WIDTH,
+        100 * 20.5 / HEIGHT,
+        100 * 30.7 / WIDTH,
+        100 * 40.3 / HEIGHT,
+        0,
     )
 
     car = regions["2"]["value"]["sequence"]
-    assert [(s["frame"], s["enabled"]) for s in car] == [
-        (3, False), (5, False), (7, True), (8, False)
-    ]
+    assert [(s["frame"], s["enabled"]) for s in car] == [(3, False), (5, False), (7, True), (8, False)]
 
 
 def test_labelstudio_round_trip(tmp_path: Path, annotations: Annotations) -> None:
@@ -343,9 +329,7 @@ def test_labelstudio_round_trip(tmp_path: Path, annotations: Annotations) -> Non
         # Label Studio stores no score, lost flag or keyframe flag.
         assert (got.score, got.lost, got.keyframe) == (1.0, False, False)
     assert back.video.name == "walk.mp4"
-    assert (back.video.width, back.video.height, back.video.frame_count) == (
-        WIDTH, HEIGHT, FRAME_COUNT
-    )
+    assert (back.video.width, back.video.height, back.video.frame_count) == (WIDTH, HEIGHT, FRAME_COUNT)
     assert back.video.fps == pytest.approx(FPS)
 
 
@@ -357,9 +341,7 @@ def test_labelstudio_needs_the_frame_size(tmp_path: Path, annotations: Annotatio
 
 
 @pytest.mark.parametrize("fmt", ["coco", "labelstudio"])
-def test_json_formats_accept_a_fractional_frame_rate(
-    tmp_path: Path, annotations: Annotations, fmt: str
-) -> None:
+def test_json_formats_accept_a_fractional_frame_rate(tmp_path: Path, annotations: Annotations, fmt: str) -> None:
     ntsc = Fraction(30000, 1001)
     video = dataclasses.replace(annotations.video, fps=ntsc)
     path = tmp_path / "ntsc.json"
@@ -375,9 +357,7 @@ def test_format_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("filename", "name"),
-    [("a.csv", "csv"), ("a.txt", "mot"), ("a.json", "coco"), ("a.xml", "cvat"),
-     ("A.CSV", "csv")],
+    ("filename", "name"), [("a.csv", "csv"), ("a.txt", "mot"), ("a.json", "coco"), ("a.xml", "cvat"), ("A.CSV", "csv")]
 )
 def test_resolve_format_by_extension(filename: str, name: str) -> None:
     assert resolve_format(Path(filename)).name == name
@@ -406,35 +386,45 @@ CSV_HEADER = "frame,time_s,id,label,x,y,w,h,score,lost,keyframe\n"
     [
         ("a.csv", None, "", "empty file"),
         ("a.csv", None, "frame,id,x,y,w\n0,1,1,2,3\n", r"missing column\(s\) h"),
-        ("a.csv", None, CSV_HEADER + "0,,1,object,abc,2,3,4,1.0,0,0\n",
-         "line 2: x 'abc' is not a number"),
-        ("a.csv", None, CSV_HEADER + "0,,1,object,1,2,3,4,1.0,0,0,9\n",
-         "line 2: expected 11 fields"),
-        ("a.csv", None, CSV_HEADER + "0,,1,object,1,2,3,4,1.0,maybe,0\n",
-         "lost 'maybe' must be 0 or 1"),
-        ("a.csv", None, CSV_HEADER + "0,,1,o,1,2,3,4,1,0,0\n0,,1,o,1,2,3,4,1,0,0\n",
-         "object 1 has two boxes on frame 0"),
+        ("a.csv", None, CSV_HEADER + "0,,1,object,abc,2,3,4,1.0,0,0\n", "line 2: x 'abc' is not a number"),
+        ("a.csv", None, CSV_HEADER + "0,,1,object,1,2,3,4,1.0,0,0,9\n", "line 2: expected 11 fields"),
+        ("a.csv", None, CSV_HEADER + "0,,1,object,1,2,3,4,1.0,maybe,0\n", "lost 'maybe' must be 0 or 1"),
+        (
+            "a.csv",
+            None,
+            CSV_HEADER + "0,,1,o,1,2,3,4,1,0,0\n0,,1,o,1,2,3,4,1,0,0\n",
+            "object 1 has two boxes on frame 0",
+        ),
         ("a.txt", None, "1,1,1,1,5\n", "line 1: 5 columns"),
         ("a.txt", None, "1,1,1,1,5,5\n2,1,1,x,5,5\n", "line 2: bb_top 'x' is not a number"),
         ("a.txt", None, "0,1,1,1,5,5\n", "frame 0 is below 1"),
         ("a.txt", None, "1,-1,1,1,5,5\n", "id -1 is below 1"),
         ("a.json", None, "{not json", "not valid JSON"),
         ("a.json", None, '{"images": []}', r"not a COCO file \(no annotations, categories\)"),
-        ("a.json", None,
-         '{"images": [{"id": 1, "frame_index": 0}], "categories": [{"id": 1, "name": "o"}],'
-         ' "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3], "track_id": 1}]}',
-         r"annotation 1: bbox \[1, 2, 3\] is not \[x, y, w, h\]"),
+        (
+            "a.json",
+            None,
+            '{"images": [{"id": 1, "frame_index": 0}], "categories": [{"id": 1, "name": "o"}],'
+            ' "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3], "track_id": 1}]}',
+            r"annotation 1: bbox \[1, 2, 3\] is not \[x, y, w, h\]",
+        ),
         ("a.json", None, "[1, 2]", "a COCO file is a JSON object"),
         ("a.xml", None, "<annotations><track", "not valid XML"),
         ("a.xml", None, "<html/>", "not a CVAT file"),
-        ("a.xml", None,
-         '<annotations><track id="0" label="o"><box frame="0" outside="0" occluded="0" '
-         'keyframe="1" xtl="a" ytl="0" xbr="5" ybr="5"/></track></annotations>',
-         "xtl 'a' is not a number"),
-        ("a.json", "labelstudio",
-         '[{"data": {"video": "v"}, "annotations": [{"result": [{"id": "1", '
-         '"type": "videorectangle", "value": {"sequence": []}}]}]}]',
-         "cannot be turned into pixels"),
+        (
+            "a.xml",
+            None,
+            '<annotations><track id="0" label="o"><box frame="0" outside="0" occluded="0" '
+            'keyframe="1" xtl="a" ytl="0" xbr="5" ybr="5"/></track></annotations>',
+            "xtl 'a' is not a number",
+        ),
+        (
+            "a.json",
+            "labelstudio",
+            '[{"data": {"video": "v"}, "annotations": [{"result": [{"id": "1", '
+            '"type": "videorectangle", "value": {"sequence": []}}]}]}]',
+            "cannot be turned into pixels",
+        ),
         ("a.json", "labelstudio", '[{"annotations": [7]}]', "not a valid labelstudio file"),
     ],
 )

@@ -125,9 +125,7 @@ def test_a_lost_box_never_beats_a_found_one(video, monkeypatch) -> None:
             output = super().update(frame)
             return TrackerOutput(output.box, 1.0, lost=self.start == KF0.box)
 
-    monkeypatch.setitem(
-        trackers._REGISTRY, "losing", (lambda **_: Losing([], lambda _: 1.0), "test double")
-    )
+    monkeypatch.setitem(trackers._REGISTRY, "losing", (lambda **_: Losing([], lambda _: 1.0), "test double"))
     track = retrack(path, [KF0, KF30], tracker="losing").annotations.track(1)
     assert all(r.box == _drifted(KF30.box, 30 - r.frame) for r in track[1:30])
     assert not any(r.lost for r in track)
@@ -140,8 +138,7 @@ def test_real_tracker_follows_the_object_both_ways_from_one_keyframe(video) -> N
     result = retrack(path, [middle], tracker="kcf")
     records = result.annotations.records
     assert [r.frame for r in records] == list(range(FRAMES))
-    assert records[30] == BoxRecord(30, 1, middle.box, 1.0, False, records[30].time_s,
-                                    keyframe=True)
+    assert records[30] == BoxRecord(30, 1, middle.box, 1.0, False, records[30].time_s, keyframe=True)
     assert [r.time_s for r in records] == pytest.approx(np.arange(FRAMES) / info.fps)
     tracked = np.array([r.box.xywh() for r in records])
     assert ious(tracked[:30], truth[:30]).mean() > MIN_MEAN_IOU  # backward
@@ -194,12 +191,12 @@ def test_keyframes_are_kept_flagged_and_survive_a_csv_round_trip(video, drift, t
     path, _ = video
     fractional = Keyframe(30, 1, Box(40.1, 40.3, 20.7, 16.1))  # clipping would change w and h
     overhanging = Keyframe(31, 1, Box(150, 40, 20, 16))  # the frame is 160 wide
-    result = retrack_to_file(
-        path, [KF0, fractional, overhanging], tmp_path / "boxes.csv", tracker="drift"
-    )
+    result = retrack_to_file(path, [KF0, fractional, overhanging], tmp_path / "boxes.csv", tracker="drift")
     flagged = [r for r in result.annotations.records if r.keyframe]
     assert [(r.frame, r.box, r.score) for r in flagged] == [
-        (0, KF0.box, 1.0), (30, fractional.box, 1.0), (31, Box(150, 40, 10, 16), 1.0)
+        (0, KF0.box, 1.0),
+        (30, fractional.box, 1.0),
+        (31, Box(150, 40, 10, 16), 1.0),
     ]
     assert all(r.time_s is not None for r in flagged)
     assert result.retracked == (Span(1, 1, 29), Span(1, 32, FRAMES - 1))  # 30..31: nothing
@@ -244,9 +241,7 @@ def test_an_added_keyframe_retracks_only_the_stretches_it_splits(video, drift, f
     ],
     ids=["unchanged", "removed", "moved box", "moved frame", "seed moved"],
 )
-def test_only_stretches_next_to_changed_keyframes_are_retracked(
-    video, drift, first_run, keyframes, retracked
-) -> None:
+def test_only_stretches_next_to_changed_keyframes_are_retracked(video, drift, first_run, keyframes, retracked) -> None:
     path, _ = video
     again = retrack(path, keyframes, tracker="drift", existing=first_run)
     assert again.retracked == retracked
@@ -270,15 +265,11 @@ def test_a_forward_only_run_gets_its_frames_before_the_seed_tracked(video, drift
 def test_objects_without_keyframes_are_copied_from_existing(video, drift) -> None:
     path, _ = video
     inits, _ = drift
-    existing = track_video(
-        path, [Seed(KF0.box, 0, 1, "car"), Seed(Box(90, 60, 20, 20), 0, 2, "dog")], "drift"
-    )
+    existing = track_video(path, [Seed(KF0.box, 0, 1, "car"), Seed(Box(90, 60, 20, 20), 0, 2, "dog")], "drift")
     inits.clear()
     correction = Keyframe(20, 1, Box(50, 50, 20, 16))
     keyframes = combined_keyframes(existing, [correction])
-    assert keyframes == [
-        Keyframe(0, 1, KF0.box, "car"), correction, Keyframe(0, 2, Box(90, 60, 20, 20), "dog")
-    ]
+    assert keyframes == [Keyframe(0, 1, KF0.box, "car"), correction, Keyframe(0, 2, Box(90, 60, 20, 20), "dog")]
     result = retrack(path, [correction], tracker="drift", existing=existing)
     assert result.annotations.track(2) == existing.track(2)
     assert result.annotations.labels() == {1: "car", 2: "dog"}
@@ -289,10 +280,14 @@ def test_objects_without_keyframes_are_copied_from_existing(video, drift) -> Non
 
 
 def test_combined_keyframes_lets_a_correction_replace_a_keyframe() -> None:
-    existing = Annotations(VideoMeta("v"), [
-        BoxRecord(0, 1, KF0.box, keyframe=True), BoxRecord(1, 1, Box(1, 1, 5, 5)),
-        BoxRecord(30, 1, KF30.box, keyframe=True),
-    ])
+    existing = Annotations(
+        VideoMeta("v"),
+        [
+            BoxRecord(0, 1, KF0.box, keyframe=True),
+            BoxRecord(1, 1, Box(1, 1, 5, 5)),
+            BoxRecord(30, 1, KF30.box, keyframe=True),
+        ],
+    )
     moved = Keyframe(30, 1, Box(1, 2, 3, 4))
     assert combined_keyframes(existing, [moved, KF45]) == [KF0, moved, KF45]
 
@@ -365,17 +360,14 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 def test_corrections_csv_with_and_without_labels(tmp_path) -> None:
     text = "frame,id,x,y,w,h,label\n30,2,1.5,2,30,40,car\n0,1,1,2,3,4,\n"
     labelled = _write(tmp_path, "c1.csv", text)
-    assert load_keyframes(labelled) == [
-        Keyframe(0, 1, Box(1, 2, 3, 4)), Keyframe(30, 2, Box(1.5, 2, 30, 40), "car")
-    ]
+    assert load_keyframes(labelled) == [Keyframe(0, 1, Box(1, 2, 3, 4)), Keyframe(30, 2, Box(1.5, 2, 30, 40), "car")]
     plain = _write(tmp_path, "c2.csv", "frame,id,x,y,w,h\n7,1,10,20,30,40\n")
     assert load_keyframes(plain) == [Keyframe(7, 1, Box(10, 20, 30, 40))]
 
 
 def test_cvat_keyframes_are_the_boxes_a_person_set(tmp_path) -> None:
     records = [
-        BoxRecord(f, 1, Box(10 + f, 20, 30.25, 40.5), score=0.5, keyframe=f in (0, 3), label="cat")
-        for f in range(5)
+        BoxRecord(f, 1, Box(10 + f, 20, 30.25, 40.5), score=0.5, keyframe=f in (0, 3), label="cat") for f in range(5)
     ]
     path = tmp_path / "task.xml"
     write_annotations(path, Annotations(VideoMeta("v.mp4", 160, 120, 25.0, 5), records))
@@ -400,16 +392,12 @@ CVAT_MADE = """<?xml version="1.0" encoding="utf-8"?>
 
 def test_cvat_made_files_give_their_keyframe_boxes(tmp_path) -> None:
     path = _write(tmp_path, "cvat.xml", CVAT_MADE)
-    assert load_keyframes(path) == [
-        Keyframe(0, 1, Box(1, 2, 10, 20), "dog"), Keyframe(4, 1, Box(5, 2, 10, 20), "dog")
-    ]
+    assert load_keyframes(path) == [Keyframe(0, 1, Box(1, 2, 10, 20), "dog"), Keyframe(4, 1, Box(5, 2, 10, 20), "dog")]
 
 
 def test_mot_keyframes_are_every_row_made_zero_based(tmp_path) -> None:
     path = _write(tmp_path, "fix.txt", "31,2,11,21,20,16,1,-1,-1,-1\n1,1,1,1,5,6\n")
-    assert load_keyframes(path) == [
-        Keyframe(0, 1, Box(0, 0, 5, 6)), Keyframe(30, 2, Box(10, 20, 20, 16))
-    ]
+    assert load_keyframes(path) == [Keyframe(0, 1, Box(0, 0, 5, 6)), Keyframe(30, 2, Box(10, 20, 20, 16))]
     records = [BoxRecord(f, 1, Box(f, 2, 8, 9), score=0.3) for f in (2, 9)]
     written = tmp_path / "ours.txt"
     write_annotations(written, Annotations(VideoMeta("v"), records))

@@ -6,8 +6,6 @@ real weights exist (issue 4), and that training lowers the loss (issue 5).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -24,8 +22,14 @@ from ibfp_cli.train.loop import export, train
 from ibfp_cli.weights import load_model
 
 TINY = ModelConfig(
-    backbone="mobilenetv2", input_size=128, channels=(16, 32, 64), head_hidden=32, online_hidden=32,
-    online_dim=16, norm_groups=4, template_max_cells=(9, 5, 3),
+    backbone="mobilenetv2",
+    input_size=128,
+    channels=(16, 32, 64),
+    head_hidden=32,
+    online_hidden=32,
+    online_dim=16,
+    norm_groups=4,
+    template_max_cells=(9, 5, 3),
 )
 SPEC = SyntheticSpec(width=256, height=192, frames=120, object_size=(40, 30), speed=3.0, noise=6.0, seed=3)
 AREA = TrackerConfig().search_area_scale
@@ -41,16 +45,32 @@ def _train(tmp_path, steps: int, batch: int) -> tuple[IBFP, list[float]]:
     model = IBFP(TINY)
     sampler = PairSampler([_source()], SamplingConfig(negative_fraction=0.0), seed=0)
     cfg = TrainConfig(
-        model=TINY, batch_size=batch, max_steps=steps, warmup_steps=20, decay_every=steps, learning_rate=3e-3,
-        backbone_lr_scale=1.0, freeze_backbone=False, freeze_bn=False,
+        model=TINY,
+        batch_size=batch,
+        max_steps=steps,
+        warmup_steps=20,
+        decay_every=steps,
+        learning_rate=3e-3,
+        backbone_lr_scale=1.0,
+        freeze_backbone=False,
+        freeze_bn=False,
     )
     losses: list[float] = []
 
     def next_batch():
-        return image_batch(sampler, batch, AREA, TINY.input_size, TEMPLATE_AUG, AugmentConfig(blur_probability=0, gray_probability=0))
+        return image_batch(
+            sampler, batch, AREA, TINY.input_size, TEMPLATE_AUG, AugmentConfig(blur_probability=0, gray_probability=0)
+        )
 
-    train(tmp_path / "run", model, next_batch, sampler.rng, cfg, device=torch.device("cpu"),
-          report=lambda step, row: losses.append(row["total"]))
+    train(
+        tmp_path / "run",
+        model,
+        next_batch,
+        sampler.rng,
+        cfg,
+        device=torch.device("cpu"),
+        report=lambda step, row: losses.append(row["total"]),
+    )
     return model, losses
 
 

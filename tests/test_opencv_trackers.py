@@ -10,13 +10,7 @@ from conftest import REPO_ROOT, SMALL_SPEC
 
 from ibfp_cli.boxes import Box, ious
 from ibfp_cli.errors import TrackerUnavailable
-from ibfp_cli.opencv_trackers import (
-    MODELS_ENV,
-    NANO_BACKBONE,
-    NANO_HEAD,
-    VIT_MODEL,
-    OpenCVTracker,
-)
+from ibfp_cli.opencv_trackers import MODELS_ENV, NANO_BACKBONE, NANO_HEAD, VIT_MODEL, OpenCVTracker
 from ibfp_cli.synthetic import render_synthetic
 from ibfp_cli.trackers import TrackerOutput, create_tracker, tracker_names
 
@@ -94,9 +88,7 @@ def test_adapter_keeps_previous_box_when_lost() -> None:
 
 
 def test_adapter_reports_the_dnn_trackers_own_score() -> None:
-    tracker = OpenCVTracker(
-        "scripted", lambda: _ScriptedOpenCVTracker([(True, (1, 2, 3, 4))], 0.42), True
-    )
+    tracker = OpenCVTracker("scripted", lambda: _ScriptedOpenCVTracker([(True, (1, 2, 3, 4))], 0.42), True)
     frame = np.zeros((8, 8, 3), dtype=np.uint8)
     tracker.init(frame, Box(1, 2, 3, 4))
     assert tracker.update(frame).score == pytest.approx(0.42)

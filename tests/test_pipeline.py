@@ -90,10 +90,7 @@ def test_progress_counts_frames_from_first_seed(small_video, scripted) -> None:
     scripted[0].append(TrackerOutput(Box(1, 1, 5, 5), 1.0))
     reports: list[tuple[int, int]] = []
     track_video(
-        path,
-        [Seed(Box(1, 1, 5, 5), frame=10)],
-        "scripted",
-        progress=lambda done, total: reports.append((done, total)),
+        path, [Seed(Box(1, 1, 5, 5), frame=10)], "scripted", progress=lambda done, total: reports.append((done, total))
     )
     remaining = probe(path).frame_count - 10
     assert reports == [(i, remaining) for i in range(1, remaining + 1)]
@@ -163,13 +160,9 @@ def test_interrupted_tracking_leaves_no_file(small_video, tmp_path, monkeypatch)
         def update(self, frame: np.ndarray) -> TrackerOutput:
             raise KeyboardInterrupt
 
-    monkeypatch.setitem(
-        trackers._REGISTRY, "interrupting", (lambda **_: Interrupting(iter(()), []), "test double")
-    )
+    monkeypatch.setitem(trackers._REGISTRY, "interrupting", (lambda **_: Interrupting(iter(()), []), "test double"))
     with pytest.raises(KeyboardInterrupt):
-        track_to_file(
-            path, [Seed(Box(1, 1, 10, 10))], tmp_path / "boxes.csv", tracker="interrupting"
-        )
+        track_to_file(path, [Seed(Box(1, 1, 10, 10))], tmp_path / "boxes.csv", tracker="interrupting")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -183,9 +176,7 @@ def _seeds_file(tmp_path: Path, text: str) -> Path:
 
 
 def test_load_seeds_groups_by_video_and_numbers_objects(tmp_path) -> None:
-    path = _seeds_file(
-        tmp_path, "video,frame,x,y,w,h\na.mp4,0,1,2,30,40\nb,5,10.5,20,30,40\na.mp4,3,5,6,7,8\n"
-    )
+    path = _seeds_file(tmp_path, "video,frame,x,y,w,h\na.mp4,0,1,2,30,40\nb,5,10.5,20,30,40\na.mp4,3,5,6,7,8\n")
     assert load_seeds(path) == {
         "a.mp4": [Seed(Box(1, 2, 30, 40), 0, 1), Seed(Box(5, 6, 7, 8), 3, 2)],
         "b": [Seed(Box(10.5, 20, 30, 40), 5, 1)],
@@ -194,12 +185,9 @@ def test_load_seeds_groups_by_video_and_numbers_objects(tmp_path) -> None:
 
 def test_load_seeds_reads_optional_id_and_label(tmp_path) -> None:
     path = _seeds_file(
-        tmp_path,
-        "\ufeffvideo, frame, x, y, w, h, id, label\na.mp4,0,1,2,30,40,7,car\n\na.mp4,0,5,6,7,8,,\n",
+        tmp_path, "\ufeffvideo, frame, x, y, w, h, id, label\na.mp4,0,1,2,30,40,7,car\n\na.mp4,0,5,6,7,8,,\n"
     )
-    assert load_seeds(path) == {
-        "a.mp4": [Seed(Box(1, 2, 30, 40), 0, 7, "car"), Seed(Box(5, 6, 7, 8), 0, 2, "object")],
-    }
+    assert load_seeds(path) == {"a.mp4": [Seed(Box(1, 2, 30, 40), 0, 7, "car"), Seed(Box(5, 6, 7, 8), 0, 2, "object")]}
 
 
 @pytest.mark.parametrize(

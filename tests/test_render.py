@@ -51,12 +51,7 @@ def test_preview_has_every_frame_and_draws_boxes(small_video, tmp_path) -> None:
     meta = VideoMeta(path.name, info.width, info.height, info.fps, info.frame_count)
     out = tmp_path / "preview.mp4"
     progress: list[tuple[int, int]] = []
-    render_video(
-        path,
-        Annotations(meta, records),
-        out,
-        progress=lambda done, total: progress.append((done, total)),
-    )
+    render_video(path, Annotations(meta, records), out, progress=lambda done, total: progress.append((done, total)))
     rendered = probe(out)
     assert rendered.frame_count == info.frame_count
     assert (rendered.width, rendered.height) == (info.width, info.height)

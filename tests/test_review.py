@@ -14,20 +14,21 @@ from ibfp_cli.boxes import Box
 from ibfp_cli.errors import IBFPError
 from ibfp_cli.pipeline import Seed, track_video
 from ibfp_cli.render import track_colour
-from ibfp_cli.review import (
-    SHEET_COLUMNS,
-    TILE_GAP,
-    Segment,
-    contact_sheet,
-    low_confidence_segments,
-)
+from ibfp_cli.review import SHEET_COLUMNS, TILE_GAP, Segment, contact_sheet, low_confidence_segments
 from ibfp_cli.synthetic import OCCLUDER_RGB, SyntheticSpec, write_synthetic_video
 from ibfp_cli.trackers import TrackerOutput
 
 OCCLUSION = (20, 30)
 OCCLUDED_SPEC = SyntheticSpec(
-    width=160, height=120, frames=40, object_size=(32, 24), scale_amplitude=0.0, speed=0.0,
-    noise=0.0, occlusion=OCCLUSION, seed=3,
+    width=160,
+    height=120,
+    frames=40,
+    object_size=(32, 24),
+    scale_amplitude=0.0,
+    speed=0.0,
+    noise=0.0,
+    occlusion=OCCLUSION,
+    seed=3,
 )
 """A still object hidden by the occluder bar on frames 20..29."""
 OCCLUDER_TOLERANCE = 12
@@ -36,9 +37,7 @@ TILE_WIDTH = 240
 TILE_HEIGHT = 180  # 240 * 120 / 160
 
 
-def _records(
-    track_id: int, scores: dict[int, float], lost: tuple[int, ...] = ()
-) -> list[BoxRecord]:
+def _records(track_id: int, scores: dict[int, float], lost: tuple[int, ...] = ()) -> list[BoxRecord]:
     return [BoxRecord(f, track_id, Box(10, 10, 20, 20), s, f in lost) for f, s in scores.items()]
 
 
@@ -65,9 +64,7 @@ def test_threshold_and_minimum_length() -> None:
     one = _records(1, {0: 0.6, 1: 0.65, 2: 0.9, 3: 0.3, 4: 0.55, 5: 0.95})
     annotations = _annotations(one)
     assert low_confidence_segments(annotations) == [Segment(1, 3, 3, 0.3, 3)]
-    assert low_confidence_segments(annotations, threshold=0.7) == [
-        Segment(1, 0, 1, 0.6, 0), Segment(1, 3, 4, 0.3, 3)
-    ]
+    assert low_confidence_segments(annotations, threshold=0.7) == [Segment(1, 0, 1, 0.6, 0), Segment(1, 3, 4, 0.3, 3)]
     assert low_confidence_segments(annotations, threshold=0.7, min_length=3) == []
     with pytest.raises(IBFPError, match="1 or more"):
         low_confidence_segments(annotations, min_length=0)
@@ -76,9 +73,7 @@ def test_threshold_and_minimum_length() -> None:
 def test_keyframes_are_never_doubtful() -> None:
     records = _records(1, {0: 0.1, 1: 0.1, 2: 0.1})
     records[1] = BoxRecord(1, 1, Box(10, 10, 20, 20), 0.1, lost=True, keyframe=True)
-    assert low_confidence_segments(_annotations(records)) == [
-        Segment(1, 0, 0, 0.1, 0), Segment(1, 2, 2, 0.1, 2)
-    ]
+    assert low_confidence_segments(_annotations(records)) == [Segment(1, 0, 0, 0.1, 0), Segment(1, 2, 2, 0.1, 2)]
 
 
 # ---- found in a video ------------------------------------------------------------------------

@@ -13,14 +13,7 @@ from conftest import SMALL_SPEC
 
 from ibfp_cli.errors import VideoError
 from ibfp_cli.synthetic import SyntheticSpec, render_synthetic, write_synthetic_video
-from ibfp_cli.video import (
-    VideoReader,
-    VideoWriter,
-    normalize_rotation,
-    probe,
-    read_video,
-    rotate_image,
-)
+from ibfp_cli.video import VideoReader, VideoWriter, normalize_rotation, probe, read_video, rotate_image
 
 MAX_MEAN_ABS_ERROR = 8.0
 """H.264 at the default crf keeps a clean synthetic frame within a few grey levels."""
@@ -28,12 +21,7 @@ MAX_MEAN_ABS_ERROR = 8.0
 
 def _clip(width: int, height: int, frames: int, seed: int = 0) -> np.ndarray:
     spec = SyntheticSpec(
-        width=width,
-        height=height,
-        frames=frames,
-        object_size=(width // 4, height // 4),
-        noise=0.0,
-        seed=seed,
+        width=width, height=height, frames=frames, object_size=(width // 4, height // 4), noise=0.0, seed=seed
     )
     return render_synthetic(spec)[0]
 
@@ -75,9 +63,7 @@ def _write(path: Path, frames: np.ndarray, fps: float = 25.0) -> Path:
 
 
 @pytest.mark.parametrize(("width", "height", "count"), [(96, 64, 12), (97, 63, 17), (33, 18, 5)])
-def test_decoded_frame_count_equals_frames_written(
-    tmp_path: Path, width: int, height: int, count: int
-) -> None:
+def test_decoded_frame_count_equals_frames_written(tmp_path: Path, width: int, height: int, count: int) -> None:
     path = _write(tmp_path / "clip.mp4", _clip(width, height, count))
     info = probe(path)
     frames = list(read_video(path))
@@ -234,9 +220,7 @@ def test_mp4_cut_in_half_is_truncated(small_video: tuple[Path, np.ndarray], tmp_
 
 
 def test_faststart_mp4_cut_in_half_is_truncated(tmp_path: Path) -> None:
-    whole = _write_pyav(
-        tmp_path / "whole.mp4", _clip(96, 64, 20), options={"movflags": "faststart"}
-    )
+    whole = _write_pyav(tmp_path / "whole.mp4", _clip(96, 64, 20), options={"movflags": "faststart"})
     data = whole.read_bytes()
     path = tmp_path / "cut.mp4"
     path.write_bytes(data[: len(data) // 2])

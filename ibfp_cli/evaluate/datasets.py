@@ -85,7 +85,7 @@ class Sequence:
 
     def _first_frames(self, images: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         count = 0
-        for count, image in enumerate(islice(images, len(self)), start=1):
+        for count, image in enumerate(islice(images, len(self)), start=1):  # noqa: B007 (read after)
             yield image
         if count < len(self):
             raise VideoError(
@@ -149,8 +149,7 @@ def _parse_csv_row(path: Path, line: int, row: dict[str, str]) -> tuple[int, lis
         return frame, [float(c) for c in cells[1:]]
     except ValueError:
         raise FormatError(
-            f"{path} line {line}: expected a frame number >= 0 and four numbers (or none), "
-            f"got {','.join(cells)}"
+            f"{path} line {line}: expected a frame number >= 0 and four numbers (or none), got {','.join(cells)}"
         ) from None
 
 
@@ -170,9 +169,7 @@ def _read_number_rows(path: Path, columns: int) -> np.ndarray:
         except ValueError:
             values = []
         if len(values) != columns:
-            raise FormatError(
-                f"{path} line {number}: expected {columns} numbers, got {line.strip()!r}"
-            )
+            raise FormatError(f"{path} line {number}: expected {columns} numbers, got {line.strip()!r}")
         rows.append(values)
     return np.array(rows, dtype=np.float64).reshape(-1, columns)
 

@@ -131,9 +131,7 @@ def scored_frames(gt: np.ndarray, absent: np.ndarray | None = None) -> np.ndarra
     return mask
 
 
-def score_sequence(
-    pred: np.ndarray, gt: np.ndarray, absent: np.ndarray | None = None
-) -> SequenceScore:
+def score_sequence(pred: np.ndarray, gt: np.ndarray, absent: np.ndarray | None = None) -> SequenceScore:
     """Score (N, 4) x, y, w, h predictions against (N, 4) ground truth of one sequence."""
     pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
     gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)

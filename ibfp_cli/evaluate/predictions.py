@@ -52,9 +52,7 @@ def read_predictions(path: Path) -> Predictions:
     table = np.array(rows, dtype=np.float64).reshape(-1, len(PREDICTION_COLUMNS))
     if not np.array_equal(table[:, 0], np.arange(len(table))):
         raise FormatError(f"{path} does not list frames 0..{len(table) - 1} in order")
-    return Predictions(
-        boxes=table[:, 1:5], scores=table[:, 5], lost=table[:, 6] != 0, times_ms=table[:, 7]
-    )
+    return Predictions(boxes=table[:, 1:5], scores=table[:, 5], lost=table[:, 6] != 0, times_ms=table[:, 7])
 
 
 def has_predictions(path: Path, frames: int) -> bool:

@@ -85,9 +85,7 @@ def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str])
     """Per-sequence and overall tables from the results of each (tracker, sequence)."""
     results = list(results)
     rows = [
-        {"tracker": r.tracker, "sequence": r.sequence}
-        | _score_row(r.score, r.frames, r.track_seconds)
-        for r in results
+        {"tracker": r.tracker, "sequence": r.sequence} | _score_row(r.score, r.frames, r.track_seconds) for r in results
     ]
     per_sequence = pd.DataFrame(rows, columns=list(PER_SEQUENCE_COLUMNS))
     curves: dict[str, SequenceScore] = {}
@@ -126,19 +124,15 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
     lines += [f"## Overall ({sequences} sequences)", ""]
     lines += _markdown_table(
         ["tracker", *METRIC_LABELS.values()],
-        [[row.tracker, *(_format(k, getattr(row, k)) for k in METRIC_LABELS)]
-         for row in report.overall.itertuples()],
+        [[row.tracker, *(_format(k, getattr(row, k)) for k in METRIC_LABELS)] for row in report.overall.itertuples()],
     )
     trackers = list(report.overall["tracker"])
-    auc = report.per_sequence.pivot_table(
-        index="sequence", columns="tracker", values="auc", dropna=False
-    )
+    auc = report.per_sequence.pivot_table(index="sequence", columns="tracker", values="auc", dropna=False)
     scored = report.per_sequence.groupby("sequence")["frames_scored"].first()
     lines += ["", "## AUC per sequence", ""]
     lines += _markdown_table(
         ["sequence", "frames scored", *trackers],
-        [[name, str(scored[name]), *(_format("auc", auc.at[name, t]) for t in trackers)]
-         for name in auc.index],
+        [[name, str(scored[name]), *(_format("auc", auc.at[name, t]) for t in trackers)] for name in auc.index],
     )
     if report.unavailable:
         lines += ["", "## Unavailable trackers", ""]
@@ -196,11 +190,24 @@ def _write_plots(report: EvalReport, out_dir: Path) -> list[Path]:
     success = {name: (s.success, s.auc) for name, s in report.curves.items()}
     precision = {name: (s.precision, s.prec20) for name, s in report.curves.items()}
     return [
-        _plot(Figure, out_dir / SUCCESS_PNG, SUCCESS_THRESHOLDS, success,
-              "Overlap threshold", "Success rate", "Success plot (legend: AUC)"),
-        _plot(Figure, out_dir / PRECISION_PNG, PRECISION_THRESHOLDS, precision,
-              "Location error threshold (px)", "Precision",
-              f"Precision plot (legend: precision at {PRECISION_AT_PX:g} px)"),
+        _plot(
+            Figure,
+            out_dir / SUCCESS_PNG,
+            SUCCESS_THRESHOLDS,
+            success,
+            "Overlap threshold",
+            "Success rate",
+            "Success plot (legend: AUC)",
+        ),
+        _plot(
+            Figure,
+            out_dir / PRECISION_PNG,
+            PRECISION_THRESHOLDS,
+            precision,
+            "Location error threshold (px)",
+            "Precision",
+            f"Precision plot (legend: precision at {PRECISION_AT_PX:g} px)",
+        ),
     ]
 
 

@@ -27,21 +27,17 @@ class Format:
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("csv", (".csv",), "ibfp CSV: every field, exact round-trip",
-               csv_format.write, csv_format.read),
-        Format("mot", (".txt",), "MOTChallenge results (1-based frames and pixels)",
-               mot.write, mot.read),
-        Format("coco", (".json",), "COCO JSON with video and track ids (COCO-VID/TAO style)",
-               coco.write, coco.read),
+        Format("csv", (".csv",), "ibfp CSV: every field, exact round-trip", csv_format.write, csv_format.read),
+        Format("mot", (".txt",), "MOTChallenge results (1-based frames and pixels)", mot.write, mot.read),
+        Format("coco", (".json",), "COCO JSON with video and track ids (COCO-VID/TAO style)", coco.write, coco.read),
         Format("cvat", (".xml",), "CVAT for video 1.1 XML", cvat.write, cvat.read),
-        Format("labelstudio", (".json",), "Label Studio video tracking task (JSON)",
-               labelstudio.write, labelstudio.read),
+        Format(
+            "labelstudio", (".json",), "Label Studio video tracking task (JSON)", labelstudio.write, labelstudio.read
+        ),
     )
 }
 
-FORMAT_BY_EXTENSION: dict[str, str] = {
-    ".csv": "csv", ".txt": "mot", ".json": "coco", ".xml": "cvat",
-}
+FORMAT_BY_EXTENSION: dict[str, str] = {".csv": "csv", ".txt": "mot", ".json": "coco", ".xml": "cvat"}
 """The format a file's suffix picks when none is named; labelstudio shares .json, so it is
 chosen only by name."""
 

@@ -38,14 +38,16 @@ def write(path: Path, annotations: Annotations) -> None:
     width, height = _optional(int, video.width), _optional(int, video.height)
     document = {
         "info": INFO,
-        "videos": [{
-            "id": VIDEO_ID,
-            "name": video.name,
-            "width": width,
-            "height": height,
-            "fps": _optional(float, video.fps),
-            "frame_count": _optional(int, video.frame_count),
-        }],
+        "videos": [
+            {
+                "id": VIDEO_ID,
+                "name": video.name,
+                "width": width,
+                "height": height,
+                "fps": _optional(float, video.fps),
+                "frame_count": _optional(int, video.frame_count),
+            }
+        ],
         "images": [
             {
                 "id": image_ids[frame],
@@ -60,13 +62,9 @@ def write(path: Path, annotations: Annotations) -> None:
             for frame in frames
         ],
         "annotations": [
-            _annotation(i, r, image_ids[r.frame], category_ids[r.label])
-            for i, r in enumerate(records, start=1)
+            _annotation(i, r, image_ids[r.frame], category_ids[r.label]) for i, r in enumerate(records, start=1)
         ],
-        "categories": [
-            {"id": category_ids[label], "name": label, "supercategory": SUPERCATEGORY}
-            for label in labels
-        ],
+        "categories": [{"id": category_ids[label], "name": label, "supercategory": SUPERCATEGORY} for label in labels],
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1)
@@ -123,9 +121,7 @@ def read(path: Path) -> Annotations:
     return Annotations(_video(videos[0] if videos else {}, images, path), records)
 
 
-def _record(
-    ann: Any, images: dict[Any, Any], categories: dict[Any, str], where: str
-) -> BoxRecord:
+def _record(ann: Any, images: dict[Any, Any], categories: dict[Any, str], where: str) -> BoxRecord:
     if not isinstance(ann, dict):
         raise FormatError(f"{where}: not a JSON object")
     image = images.get(ann.get("image_id"))
@@ -153,9 +149,7 @@ def _record(
         lost=parse_flag(ann.get("lost", attributes.get("lost", False)), "lost", where),
         time_s=None if time_s is None else parse_float(time_s, "time_s", where),
         label=label,
-        keyframe=parse_flag(
-            ann.get("keyframe", attributes.get("keyframe", False)), "keyframe", where
-        ),
+        keyframe=parse_flag(ann.get("keyframe", attributes.get("keyframe", False)), "keyframe", where),
     )
 
 

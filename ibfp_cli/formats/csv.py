@@ -10,9 +10,7 @@ from ..boxes import Box
 from ..errors import FormatError
 from .fields import check_unique, format_float, parse_flag, parse_float, parse_int
 
-COLUMNS: tuple[str, ...] = (
-    "frame", "time_s", "id", "label", "x", "y", "w", "h", "score", "lost", "keyframe",
-)
+COLUMNS: tuple[str, ...] = ("frame", "time_s", "id", "label", "x", "y", "w", "h", "score", "lost", "keyframe")
 REQUIRED_COLUMNS: tuple[str, ...] = ("frame", "id", "x", "y", "w", "h")
 """A hand-made file may leave out the other columns; they then take BoxRecord's defaults."""
 
@@ -23,16 +21,18 @@ def write(path: Path, annotations: Annotations) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(COLUMNS)
         for r in annotations.records:
-            writer.writerow([
-                int(r.frame),
-                "" if r.time_s is None else format_float(r.time_s),
-                int(r.id),
-                r.label,
-                *(format_float(v) for v in r.box.xywh()),
-                format_float(r.score),
-                int(r.lost),
-                int(r.keyframe),
-            ])
+            writer.writerow(
+                [
+                    int(r.frame),
+                    "" if r.time_s is None else format_float(r.time_s),
+                    int(r.id),
+                    r.label,
+                    *(format_float(v) for v in r.box.xywh()),
+                    format_float(r.score),
+                    int(r.lost),
+                    int(r.keyframe),
+                ]
+            )
 
 
 def read(path: Path) -> Annotations:
@@ -51,9 +51,7 @@ def _read(path: Path) -> Annotations:
             raise FormatError(f"{path}: empty file; expected the header {','.join(COLUMNS)}")
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            raise FormatError(
-                f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}"
-            )
+            raise FormatError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
         records = [_record(row, len(header), f"{path} line {rows.line_num}") for row in rows]
     check_unique(records, path)
     return Annotations(VideoMeta(name=path.stem), records)

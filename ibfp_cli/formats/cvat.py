@@ -13,14 +13,7 @@ from pathlib import Path
 from ..annotations import DEFAULT_LABEL, Annotations, BoxRecord, VideoMeta
 from ..boxes import Box
 from ..errors import FormatError
-from .fields import (
-    check_unique,
-    format_float,
-    parse_flag,
-    parse_float,
-    parse_int,
-    require_ids_from_one,
-)
+from .fields import check_unique, format_float, parse_flag, parse_float, parse_int, require_ids_from_one
 
 CVAT_VERSION = "1.1"
 SOURCE = "semi-auto"
@@ -53,9 +46,9 @@ def write(path: Path, annotations: Annotations) -> None:
     root.append(_meta(annotations))
     labels = annotations.labels()
     for track_id in annotations.ids():
-        track = ET.SubElement(root, "track", {
-            "id": str(track_id - ID_OFFSET), "label": labels[track_id], "source": SOURCE,
-        })
+        track = ET.SubElement(
+            root, "track", {"id": str(track_id - ID_OFFSET), "label": labels[track_id], "source": SOURCE}
+        )
         _write_boxes(track, annotations.track(track_id), annotations.video.frame_count)
     tree = ET.ElementTree(root)
     ET.indent(tree)
@@ -116,22 +109,24 @@ def _write_boxes(track: ET.Element, records: list[BoxRecord], frame_count: int |
 
 def _box(track: ET.Element, r: BoxRecord, outside: bool, frame: int | None = None) -> None:
     x1, y1, x2, y2 = r.box.xyxy()
-    box = ET.SubElement(track, "box", {
-        "frame": str(r.frame if frame is None else frame),
-        "outside": str(int(outside)),
-        "occluded": str(int(r.lost)),
-        "keyframe": "1",
-        "xtl": COORD_FORMAT.format(x1),
-        "ytl": COORD_FORMAT.format(y1),
-        "xbr": COORD_FORMAT.format(x2),
-        "ybr": COORD_FORMAT.format(y2),
-        "z_order": "0",
-    })
+    box = ET.SubElement(
+        track,
+        "box",
+        {
+            "frame": str(r.frame if frame is None else frame),
+            "outside": str(int(outside)),
+            "occluded": str(int(r.lost)),
+            "keyframe": "1",
+            "xtl": COORD_FORMAT.format(x1),
+            "ytl": COORD_FORMAT.format(y1),
+            "xbr": COORD_FORMAT.format(x2),
+            "ybr": COORD_FORMAT.format(y2),
+            "z_order": "0",
+        },
+    )
     if not outside:
         ET.SubElement(box, "attribute", {"name": SCORE_ATTRIBUTE}).text = format_float(r.score)
-        ET.SubElement(box, "attribute", {"name": MANUAL_ATTRIBUTE}).text = (
-            "true" if r.keyframe else "false"
-        )
+        ET.SubElement(box, "attribute", {"name": MANUAL_ATTRIBUTE}).text = "true" if r.keyframe else "false"
 
 
 def read(path: Path) -> Annotations:
@@ -169,9 +164,7 @@ def _record(box: ET.Element, track_id: int, label: str, where: str) -> BoxRecord
         lost=parse_flag(box.get("occluded", "0"), "occluded", where),
         label=label,
         keyframe=(
-            parse_flag(box.get("keyframe", "0"), "keyframe", where)
-            if manual is None
-            else _checkbox(manual, where)
+            parse_flag(box.get("keyframe", "0"), "keyframe", where) if manual is None else _checkbox(manual, where)
         ),
     )
 

@@ -60,9 +60,7 @@ def require_ids_from_one(annotations: Annotations, format_name: str) -> None:
     """Formats that number objects from 1 (MOT, CVAT's 0-based ids shifted by one) need ids >= 1."""
     bad = [i for i in annotations.ids() if i < 1]
     if bad:
-        raise FormatError(
-            f"{format_name} needs object ids >= 1 (ibfp numbers objects from 1); got id {bad[0]}"
-        )
+        raise FormatError(f"{format_name} needs object ids >= 1 (ibfp numbers objects from 1); got id {bad[0]}")
 
 
 def check_unique(records: Iterable[BoxRecord], path: Path) -> None:

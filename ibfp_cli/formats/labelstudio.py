@@ -42,28 +42,28 @@ def write(path: Path, annotations: Annotations) -> None:
     for track_id in annotations.ids():
         sequence = _sequence(annotations.track(track_id), width, height, fps)
         if sequence:
-            regions.append({
-                "id": str(track_id),
-                "type": REGION_TYPE,
-                "from_name": FROM_NAME,
-                "to_name": TO_NAME,
-                "original_width": width,
-                "original_height": height,
-                "value": {
-                    "labels": [labels[track_id]],
-                    "framesCount": frame_count,
-                    "duration": frame_count / fps,
-                    "sequence": sequence,
-                },
-            })
+            regions.append(
+                {
+                    "id": str(track_id),
+                    "type": REGION_TYPE,
+                    "from_name": FROM_NAME,
+                    "to_name": TO_NAME,
+                    "original_width": width,
+                    "original_height": height,
+                    "value": {
+                        "labels": [labels[track_id]],
+                        "framesCount": frame_count,
+                        "duration": frame_count / fps,
+                        "sequence": sequence,
+                    },
+                }
+            )
     tasks = [{"data": {"video": video.name}, "annotations": [{"result": regions}]}]
     with open(path, "w", encoding="utf-8") as f:
         json.dump(tasks, f, indent=1)
 
 
-def _sequence(
-    records: list[BoxRecord], width: int, height: int, fps: float
-) -> list[dict[str, Any]]:
+def _sequence(records: list[BoxRecord], width: int, height: int, fps: float) -> list[dict[str, Any]]:
     """The boxes the tracker kept hold of; each run's last box is disabled to stop interpolation."""
     kept = [r for r in records if not r.lost]
     return [
@@ -110,8 +110,7 @@ def _track_ids(regions: list[dict[str, Any]]) -> list[int]:
 def _frame_size(region: dict[str, Any], where: str) -> tuple[float, float]:
     if "original_width" not in region or "original_height" not in region:
         raise FormatError(
-            f"{where}: no original_width/original_height, so its percentages cannot be "
-            "turned into pixels"
+            f"{where}: no original_width/original_height, so its percentages cannot be turned into pixels"
         )
     return (
         parse_float(region["original_width"], "original_width", where),
@@ -126,18 +125,17 @@ def _records(region: dict[str, Any], track_id: int, where: str) -> list[BoxRecor
     records = []
     for item in value.get("sequence") or []:
         item_where = f"{where} frame {item.get('frame')!r}"
-        x, y, w, h = (
-            parse_float(item.get(k), k, item_where) for k in ("x", "y", "width", "height")
-        )
+        x, y, w, h = (parse_float(item.get(k), k, item_where) for k in ("x", "y", "width", "height"))
         time_s = item.get("time")
-        records.append(BoxRecord(
-            frame=parse_int(item.get("frame"), "frame", item_where) - LS_FRAME_BASE,
-            id=track_id,
-            box=Box(x * width / PERCENT, y * height / PERCENT, w * width / PERCENT,
-                    h * height / PERCENT),
-            time_s=None if time_s is None else parse_float(time_s, "time", item_where),
-            label=label,
-        ))
+        records.append(
+            BoxRecord(
+                frame=parse_int(item.get("frame"), "frame", item_where) - LS_FRAME_BASE,
+                id=track_id,
+                box=Box(x * width / PERCENT, y * height / PERCENT, w * width / PERCENT, h * height / PERCENT),
+                time_s=None if time_s is None else parse_float(time_s, "time", item_where),
+                label=label,
+            )
+        )
     return records
 
 

@@ -67,8 +67,7 @@ def _record(fields: list[str], where: str) -> BoxRecord:
     if track_id < 1:
         raise FormatError(f"{where}: id {track_id} is below 1 (detections are not tracks)")
     left, top, width, height = (
-        parse_float(v, name, where)
-        for v, name in zip(fields[2:6], ("bb_left", "bb_top", "bb_width", "bb_height"))
+        parse_float(v, name, where) for v, name in zip(fields[2:6], ("bb_left", "bb_top", "bb_width", "bb_height"))
     )
     has_conf = len(fields) > min(COLUMN_COUNTS)
     return BoxRecord(

@@ -28,9 +28,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.downsample: nn.Module | None = None
         if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -52,9 +50,7 @@ class ResNet18(nn.Module):
         widths = (64, 64, 128, 256, 512)
         for i in range(1, 5):
             stride = 1 if i == 1 else 2
-            layer = nn.Sequential(
-                BasicBlock(widths[i - 1], widths[i], stride), BasicBlock(widths[i], widths[i], 1)
-            )
+            layer = nn.Sequential(BasicBlock(widths[i - 1], widths[i], stride), BasicBlock(widths[i], widths[i], 1))
             self.add_module(f"layer{i}", layer)
 
     def forward(self, x: torch.Tensor) -> Features:
@@ -100,8 +96,15 @@ class InvertedResidual(nn.Module):
 
 
 # (expansion t, channels c, repeats n, stride s): MobileNetV2 paper, Table 2.
-MOBILENETV2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                        (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+MOBILENETV2_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 MOBILENETV2_STEM = 32
 MOBILENETV2_TAPS = (6, 13, 17)  # last block at stride 8, 16 and 32 (shared/weights/README.md)
 MOBILENETV2_FROZEN = 4  # stem and blocks 1-3 (strides 2 and 4), like ResNet18's conv1 .. layer1
@@ -115,7 +118,9 @@ class MobileNetV2(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         stem = nn.Sequential(
-            nn.Conv2d(3, MOBILENETV2_STEM, 3, 2, 1, bias=False), nn.BatchNorm2d(MOBILENETV2_STEM), nn.ReLU6(inplace=True)
+            nn.Conv2d(3, MOBILENETV2_STEM, 3, 2, 1, bias=False),
+            nn.BatchNorm2d(MOBILENETV2_STEM),
+            nn.ReLU6(inplace=True),
         )
         blocks: list[nn.Module] = [stem]
         cin = MOBILENETV2_STEM
@@ -144,10 +149,7 @@ class MobileNetV2(nn.Module):
         return {k: v for k, v in state.items() if not k.startswith("features.18.")}
 
 
-BACKBONES: dict[str, type[ResNet18] | type[MobileNetV2]] = {
-    "resnet18": ResNet18,
-    "mobilenetv2": MobileNetV2,
-}
+BACKBONES: dict[str, type[ResNet18] | type[MobileNetV2]] = {"resnet18": ResNet18, "mobilenetv2": MobileNetV2}
 
 
 def build_backbone(name: str) -> ResNet18 | MobileNetV2:

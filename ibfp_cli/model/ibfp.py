@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
@@ -25,6 +27,20 @@ class Template:
     T32: torch.Tensor  # (B, c32, k, k) deep template kernel
     online_filter: torch.Tensor  # (B, D, f, f) the online template
 
+    @staticmethod
+    def stack(templates: Sequence[Template]) -> Template:
+        """Several objects' templates as one batch. T8 kernels may differ in size (trimmed):
+        they are zero-padded to the largest, which leaves their "same" correlation unchanged.
+        T16, T32 and the online filter keep their trained sizes, so they agree already."""
+        k = max(t.T8.shape[-1] for t in templates)
+        T8 = torch.cat([F.pad(t.T8, [(k - t.T8.shape[-1]) // 2] * 4) for t in templates])
+        return Template(
+            T8,
+            torch.cat([t.T16 for t in templates]),
+            torch.cat([t.T32 for t in templates]),
+            torch.cat([t.online_filter for t in templates]),
+        )
+
 
 @dataclass
 class Prediction:
@@ -32,6 +48,10 @@ class Prediction:
     ltrb: torch.Tensor  # (B, 4, H8, W8) distances to the box sides, crop pixels
     online: torch.Tensor  # (B, 1, H16, W16) online response
     online_feature: torch.Tensor  # (B, D, H16, W16) adapted stride-16 feature
+
+    def select(self, n: int) -> Prediction:
+        """Sample n of the batch, as a batch of one."""
+        return Prediction(*(v[n : n + 1] for v in (self.centre, self.ltrb, self.online, self.online_feature)))
 
 
 class IBFP(nn.Module):

@@ -14,9 +14,9 @@ TCONV_KERNEL, TCONV_STRIDE, TCONV_PADDING = 4, 2, 1  # spec 3: doubles H and W e
 class IBU(nn.Module):
     """Fuses a deep search feature U0 into the next shallower one F1, guided by the template.
 
-        R  = T0 *dw U0                    depth-wise correlation, keeps U0's H x W
-        V  = TConv(Conv(Concat(R, U0)))   conv halves channels; TConv doubles H, W, halves channels
-        U1 = Conv(Concat(V, F1))          output 2H x 2W x c1
+    R  = T0 *dw U0                    depth-wise correlation, keeps U0's H x W
+    V  = TConv(Conv(Concat(R, U0)))   conv halves channels; TConv doubles H, W, halves channels
+    U1 = Conv(Concat(V, F1))          output 2H x 2W x c1
     """
 
     def __init__(self, c0: int, c1: int, norm_groups: int) -> None:

@@ -13,7 +13,5 @@ def norm_layer(channels: int, groups: int) -> nn.Module:
 def conv_norm_relu(cin: int, cout: int, kernel: int, groups: int) -> nn.Sequential:
     """kernel x kernel conv ("same" padding), norm, ReLU."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, 1, kernel // 2, bias=False),
-        norm_layer(cout, groups),
-        nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, kernel, 1, kernel // 2, bias=False), norm_layer(cout, groups), nn.ReLU(inplace=True)
     )

@@ -24,7 +24,9 @@ class OnlineBranch(nn.Module):
     def __init__(self, cin: int, hidden: int, dim: int, layers: int, filter_size: int, norm_groups: int) -> None:
         super().__init__()
         adapt_layers = layers - 1  # the last of the paper's layers is the filter itself
-        blocks: list[nn.Module] = [conv_norm_relu(cin if i == 0 else hidden, hidden, 3, norm_groups) for i in range(adapt_layers - 1)]
+        blocks: list[nn.Module] = [
+            conv_norm_relu(cin if i == 0 else hidden, hidden, 3, norm_groups) for i in range(adapt_layers - 1)
+        ]
         blocks.append(nn.Conv2d(hidden if adapt_layers > 1 else cin, dim, 1))
         self.adapt = nn.Sequential(*blocks)
         self.filter_size = filter_size

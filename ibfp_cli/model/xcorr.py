@@ -15,9 +15,7 @@ def dw_xcorr(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """
     b, c, h, w = x.shape
     k = kernel.shape[-1]
-    out = F.conv2d(
-        x.reshape(1, b * c, h, w), kernel.reshape(b * c, 1, k, k), padding=k // 2, groups=b * c
-    )
+    out = F.conv2d(x.reshape(1, b * c, h, w), kernel.reshape(b * c, 1, k, k), padding=k // 2, groups=b * c)
     return out.reshape(b, c, h, w)
 
 
@@ -28,11 +26,7 @@ def odd_cells(extent: float, minimum: int, maximum: int) -> int:
 
 
 def crop_template(
-    feature: torch.Tensor,
-    boxes: torch.Tensor,
-    stride: int,
-    min_cells: int,
-    max_cells: int,
+    feature: torch.Tensor, boxes: torch.Tensor, stride: int, min_cells: int, max_cells: int
 ) -> torch.Tensor:
     """Template kernels cropped to each target's extent, zero-padded to max_cells.
 
@@ -59,7 +53,8 @@ def crop_template(
 
 
 def trim_kernel(kernel: torch.Tensor) -> torch.Tensor:
-    """Drop all-zero border rows and columns symmetrically (faster inference, same output)."""
+    """Drop all-zero border rows and columns symmetrically: the same `dw_xcorr` output, faster.
+    Only for kernels that go straight into the correlation (any layer before it sees the border)."""
     k = kernel.shape[-1]
     nonzero = kernel.abs().sum(dim=(0, 1))
     rows = torch.nonzero(nonzero.sum(1)).flatten()

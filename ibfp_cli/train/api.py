@@ -35,7 +35,9 @@ def new_model(preset: str, init: Path | None) -> IBFP:
     return model
 
 
-def training_sources(crops: Path | None, synthetic: int, seed: int, steps: dict[str, int] | None = None) -> list[Source]:
+def training_sources(
+    crops: Path | None, synthetic: int, seed: int, steps: dict[str, int] | None = None
+) -> list[Source]:
     """Crop-cache sources (thinned by `steps`, see `subsample`) plus `synthetic` generated clips."""
     sources = subsample(load_crop_cache(crops), steps or {}) if crops is not None else []
     sources += synthetic_sources(synthetic, SYNTHETIC_FRAMES, seed) if synthetic else []
@@ -54,14 +56,28 @@ def subsample(sources: list[Source], steps: dict[str, int]) -> list[Source]:
 
 
 def build_features(
-    crops: Path | None, out: Path, *, preset: str, init: Path | None, views: int, synthetic: int, seed: int,
-    steps: dict[str, int], progress: Callable[[int, int], None] | None = None,
+    crops: Path | None,
+    out: Path,
+    *,
+    preset: str,
+    init: Path | None,
+    views: int,
+    synthetic: int,
+    seed: int,
+    steps: dict[str, int],
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """CPU path step 1: cache frozen-backbone features of `views` jittered crops per item."""
     model = new_model(preset, init)
     sources = training_sources(crops, synthetic, seed, steps)
     table = build_feature_cache(
-        sources, model, out, views=views, area_scale=TrackerConfig().search_area_scale, aug=AugmentConfig(), seed=seed,
+        sources,
+        model,
+        out,
+        views=views,
+        area_scale=TrackerConfig().search_area_scale,
+        aug=AugmentConfig(),
+        seed=seed,
         progress=progress,
     )
     return len(table)
@@ -100,9 +116,13 @@ def run_training(
 
     model = new_model(preset, init)
     cfg = replace(cfg, model=model.config, freeze_bn=init is not None)
-    return train(run_dir, model, next_batch, sampler.rng, cfg, device=pick_device(device), max_minutes=max_minutes, report=report)
+    return train(
+        run_dir, model, next_batch, sampler.rng, cfg, device=pick_device(device), max_minutes=max_minutes, report=report
+    )
 
 
 def export_weights(run_dir: Path, out: Path, data_note: str, tracker: TrackerConfig | None = None) -> dict[str, Any]:
     """Write the run's weights (fp16) with metadata for the model card."""
-    return export(run_dir, out, {"data": data_note, "torch": str(torch.__version__), "numpy": str(np.__version__)}, tracker)
+    return export(
+        run_dir, out, {"data": data_note, "torch": str(torch.__version__), "numpy": str(np.__version__)}, tracker
+    )

@@ -95,7 +95,12 @@ class ImageBatch:
 
 
 def image_batch(
-    sampler: PairSampler, batch_size: int, area_scale: float, size: int, template_aug: AugmentConfig, search_aug: AugmentConfig
+    sampler: PairSampler,
+    batch_size: int,
+    area_scale: float,
+    size: int,
+    template_aug: AugmentConfig,
+    search_aug: AugmentConfig,
 ) -> ImageBatch:
     """Sample pairs and cut their crops (the end-to-end path, used on GPUs and in tests)."""
     parts: dict[str, list] = {k: [] for k in ("t", "tb", "s", "sb", "p")}
@@ -131,8 +136,12 @@ def synthetic_sources(count: int, frames: int, seed: int) -> list[Source]:
         w, h = (int(v) for v in rng.integers(24, 72, 2))
         start = int(rng.integers(0, frames // 2))
         spec = SyntheticSpec(
-            width=SYNTHETIC_SIZE[0], height=SYNTHETIC_SIZE[1], frames=frames, object_size=(w, h),
-            speed=float(rng.uniform(1, 6)), distractors=int(rng.integers(0, 3)),
+            width=SYNTHETIC_SIZE[0],
+            height=SYNTHETIC_SIZE[1],
+            frames=frames,
+            object_size=(w, h),
+            speed=float(rng.uniform(1, 6)),
+            distractors=int(rng.integers(0, 3)),
             occlusion=(start, start + int(rng.integers(3, 10))) if rng.random() < 0.5 else None,
             seed=seed * 1000 + i,
         )

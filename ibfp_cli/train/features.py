@@ -115,7 +115,11 @@ class FeatureCache:
             return tuple(out)
 
         return FeatureBatch(
-            gather(t_rows), torch.from_numpy(self.boxes[t_rows]), gather(s_rows), torch.from_numpy(self.boxes[s_rows]), torch.tensor(positive)
+            gather(t_rows),
+            torch.from_numpy(self.boxes[t_rows]),
+            gather(s_rows),
+            torch.from_numpy(self.boxes[s_rows]),
+            torch.tensor(positive),
         )
 
     def sources(self) -> list[Source]:
@@ -125,8 +129,11 @@ class FeatureCache:
             items = group.drop_duplicates("item").sort_values("item")
             out.append(
                 Source(
-                    str(items.source_name.iloc[0]), items.kind.iloc[0], np.empty((0,)),
-                    items[["x", "y", "w", "h"]].to_numpy(np.float32), items.frame.to_numpy(),
+                    str(items.source_name.iloc[0]),
+                    items.kind.iloc[0],
+                    np.empty((0,)),
+                    items[["x", "y", "w", "h"]].to_numpy(np.float32),
+                    items.frame.to_numpy(),
                 )
             )
         return out

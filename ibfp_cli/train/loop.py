@@ -160,13 +160,24 @@ def train(
 
 
 def _save(
-    path: Path, model: IBFP, optimizer: torch.optim.Optimizer, state: RunState, started: float,
-    sampler_rng: np.random.Generator, cfg: TrainConfig, run_dir: Path, log_rows: list[dict[str, float]],
+    path: Path,
+    model: IBFP,
+    optimizer: torch.optim.Optimizer,
+    state: RunState,
+    started: float,
+    sampler_rng: np.random.Generator,
+    cfg: TrainConfig,
+    run_dir: Path,
+    log_rows: list[dict[str, float]],
 ) -> None:
     seconds = state.seconds + time.monotonic() - started
     data = {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": state.step, "seconds": seconds,
-        "rng": _rng_state(sampler_rng), "config": to_dict(cfg),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": state.step,
+        "seconds": seconds,
+        "rng": _rng_state(sampler_rng),
+        "config": to_dict(cfg),
     }
     with atomic_output(path) as tmp:
         torch.save(data, tmp)
@@ -186,8 +197,12 @@ def export(run_dir: Path, out: Path, meta: dict[str, Any], tracker: TrackerConfi
     model = IBFP(cfg.model)
     model.load_state_dict(data["model"])
     full_meta = {
-        "steps": data["step"], "train_seconds": round(data["seconds"]), "date": date.today().isoformat(),
-        "train_config": to_dict(cfg), "tracker": to_dict(tracker or TrackerConfig()), **meta,
+        "steps": data["step"],
+        "train_seconds": round(data["seconds"]),
+        "date": date.today().isoformat(),
+        "train_config": to_dict(cfg),
+        "tracker": to_dict(tracker or TrackerConfig()),
+        **meta,
     }
     with atomic_output(out) as tmp:
         save_weights(tmp, model, full_meta)

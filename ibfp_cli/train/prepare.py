@@ -128,6 +128,12 @@ def load_crop_cache(cache_dir: Path) -> list[Source]:
             raise IBFPError(f"{name}.mp4 in {cache_dir} has {len(frames)} frames, index lists {len(rows)}")
         rows = rows.sort_values("item")
         sources.append(
-            Source(str(name), rows.kind.iloc[0], np.stack(frames), rows[["x", "y", "w", "h"]].to_numpy(np.float32), rows.frame.to_numpy())
+            Source(
+                str(name),
+                rows.kind.iloc[0],
+                np.stack(frames),
+                rows[["x", "y", "w", "h"]].to_numpy(np.float32),
+                rows.frame.to_numpy(),
+            )
         )
     return sources
