@@ -16,8 +16,10 @@ is often "lost" and the online update then skipped, so such rows say so.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,22 +53,30 @@ def decode_all(path: Path, frames: int) -> tuple[list[np.ndarray], float]:
     return images, (time.perf_counter() - start) / len(images)
 
 
-def time_tracker(tracker, images: list[np.ndarray], box: Box) -> float:
-    """Seconds per update() over the frames after a short warm-up."""
-    tracker.init(images[0], box)
+def seconds_per_frame(
+    step: Callable[[np.ndarray], object], images: list[np.ndarray], warmed_up: Callable[[], None] = lambda: None
+) -> float:
+    """Seconds per step(image) over the frames after the seed frame and a short warm-up;
+    `warmed_up` runs between the two (to reset stage timers)."""
     for image in images[1 : 1 + WARMUP_FRAMES]:
-        tracker.update(image)
-    if isinstance(tracker, IBFPTracker):
-        tracker.times.seconds.clear()
-        tracker.times.frames = 0
+        step(image)
+    warmed_up()
     rest = images[1 + WARMUP_FRAMES :]
     start = time.perf_counter()
     for image in rest:
-        tracker.update(image)
+        step(image)
     return (time.perf_counter() - start) / len(rest)
 
 
-def update_objects(trackers: list[IBFPTracker], image: np.ndarray, together: bool) -> None:
+def time_tracker(tracker, images: list[np.ndarray], box: Box) -> float:
+    """Seconds per update() of one tracker; an IBFP tracker's stage times cover the timed frames."""
+    tracker.init(images[0], box)
+    if isinstance(tracker, IBFPTracker):
+        return seconds_per_frame(tracker.update, images, tracker.times.reset)
+    return seconds_per_frame(tracker.update, images)
+
+
+def update_objects(trackers: list[IBFPTracker], together: bool, image: np.ndarray) -> None:
     """One frame for every object: in one network batch, or each on its own."""
     if together:
         IBFPTracker.update_many(trackers, image)
@@ -82,13 +92,7 @@ def time_objects(model: IBFP, device: str, images: list[np.ndarray], boxes: list
         trackers = [IBFPTracker(model=model, device=device) for _ in boxes]
         for tracker, box in zip(trackers, boxes):
             tracker.init(images[0], box)
-        for image in images[1 : 1 + WARMUP_FRAMES]:
-            update_objects(trackers, image, together)
-        rest = images[1 + WARMUP_FRAMES :]
-        start = time.perf_counter()
-        for image in rest:
-            update_objects(trackers, image, together)
-        timings.append((time.perf_counter() - start) / len(rest))
+        timings.append(seconds_per_frame(functools.partial(update_objects, trackers, together), images))
     return timings[0], timings[1]
 
 

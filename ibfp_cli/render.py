@@ -77,13 +77,17 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return PALETTE[(track_id - 1) % len(PALETTE)]
 
 
+def box_colour(track_id: int, lost: bool = False) -> tuple[int, int, int]:
+    """The colour a box is drawn in: its track's, or grey when lost."""
+    return LOST_COLOUR if lost else track_colour(track_id)
+
+
 def draw_boxes(image: np.ndarray, frame_index: int, records: Iterable[BoxRecord]) -> None:
     """Draw each record's box and caption, and the frame number (bottom left), in place."""
     for record in records:
         draw_box(image, record.box, record.id, record.lost)
         caption = f"{record.id} {record.label} {record.score:.2f}" + (" lost" if record.lost else "")
-        colour = LOST_COLOUR if record.lost else track_colour(record.id)
-        draw_caption(image, caption, (round(record.box.x), round(record.box.y)), colour)
+        draw_caption(image, caption, (round(record.box.x), round(record.box.y)), box_colour(record.id, record.lost))
     draw_caption(image, f"frame {frame_index}", (0, image.shape[0]))
 
 
@@ -91,10 +95,11 @@ def draw_box(image: np.ndarray, box: Box, track_id: int, lost: bool = False) -> 
     """The box in its track's colour, in place; a lost box dashed and grey."""
     style = _Style.for_height(image.shape[0])
     x1, y1, x2, y2 = (round(v) for v in box.xyxy())
+    colour = box_colour(track_id, lost)
     if lost:
-        _dashed_rectangle(image, (x1, y1), (x2, y2), LOST_COLOUR, style)
+        _dashed_rectangle(image, (x1, y1), (x2, y2), colour, style)
     else:
-        cv2.rectangle(image, (x1, y1), (x2, y2), track_colour(track_id), style.line)
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, style.line)
 
 
 def draw_caption(

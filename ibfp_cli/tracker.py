@@ -86,6 +86,11 @@ class StageTimes:
             torch.cuda.synchronize()
         self.seconds[stage] += time.perf_counter() - start
 
+    def reset(self) -> None:
+        """Forget what was timed so far."""
+        self.seconds.clear()
+        self.frames = 0
+
 
 @dataclass
 class OnlineMemory:
@@ -247,8 +252,7 @@ class IBFPTracker:
         with lead.times("backbone"), lead._autocast():
             x = model.project(lead.backbone(model.normalize(crops)))  # (N, c, S/s, S/s) per stride
         with lead.times("fusion+head"), lead._autocast():
-            template = group[0].template if len(group) == 1 else Template.stack([t.template for t in group])
-            pred = model(template, x)
+            pred = model(Template.stack([t.template for t in group]), x)
         outputs = []
         for n, (tracker, window) in enumerate(zip(group, windows)):
             own = pred.select(n)

@@ -31,7 +31,10 @@ class Template:
     def stack(templates: Sequence[Template]) -> Template:
         """Several objects' templates as one batch. T8 kernels may differ in size (trimmed):
         they are zero-padded to the largest, which leaves their "same" correlation unchanged.
-        T16, T32 and the online filter keep their trained sizes, so they agree already."""
+        T16, T32 and the online filter keep their trained sizes, so they agree already.
+        A single template is returned as it is."""
+        if len(templates) == 1:
+            return templates[0]
         k = max(t.T8.shape[-1] for t in templates)
         T8 = torch.cat([F.pad(t.T8, [(k - t.T8.shape[-1]) // 2] * 4) for t in templates])
         return Template(
