@@ -567,8 +567,15 @@ def evaluate(
         bool,
         typer.Option(
             "--val-split",
-            help="Run only the validation split that training never sees "
-            "(the names in ibfp_cli/train/val_split.txt; for ../shared/data/sot).",
+            help="Run only the validation split that training never sees (the names in ibfp_cli/train/val_split.txt).",
+        ),
+    ] = False,
+    network_check: Annotated[
+        bool,
+        typer.Option(
+            "--network-check",
+            help="Also check the IBFP network alone: its box on search crops centred on the true box, "
+            "every 5th frame (network_check.csv and a section of report.md).",
         ),
     ] = False,
 ) -> None:
@@ -592,6 +599,7 @@ def evaluate(
             workers=workers,
             sequences=_comma_list(sequences) if sequences else None,
             progress=lambda done, total, _label: runs(done, total),
+            network=network_check,
         )
     out.print(render_rich_table(report))
     out.print(f"report written to {escape(str(out_dir))}")
@@ -664,7 +672,9 @@ def train_features(
     out_dir: Annotated[Path, typer.Option("--out", help="Feature cache folder to write.")] = Path("cache/features"),
     preset: PresetOption = "mobile",
     init: InitOption = None,
-    views: Annotated[int, typer.Option(min=2, help="Jittered views cached per crop (2 or more: pairs need two).")] = 2,
+    views: Annotated[
+        int, typer.Option(min=1, help="Jittered search views cached per crop, besides its one template view.")
+    ] = 1,
     step: Annotated[
         list[str] | None,
         typer.Option(help="KEY=N: keep every N-th crop of the sources of that kind (sot, det) or name (repeatable)."),
@@ -731,6 +741,15 @@ def train_run(
         float | None, typer.Option(help="Stop after this many minutes on a resumable checkpoint.")
     ] = None,
     device: DeviceOption = "auto",
+    start_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start a new run from trained IBFP weights (e.g. weights/ibfp-0.2.1.pt) instead of a new "
+            "network; --init is then not needed. Ignored when the run folder already has a checkpoint.",
+            dir_okay=False,
+            exists=True,
+        ),
+    ] = None,
 ) -> None:
     """Train (or resume) a run. Multi-GPU: `torchrun --nproc_per_node N -m ibfp_cli train run ...`."""
     from dataclasses import replace
@@ -751,6 +770,7 @@ def train_run(
             synthetic=synthetic,
             preset=preset,
             init=init,
+            start_from=start_from,
             cfg=cfg,
             sampling=SamplingConfig(),
             device=device,

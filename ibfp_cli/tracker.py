@@ -113,6 +113,16 @@ class OnlineMemory:
         return X, Y, torch.full((len(X),), 1.0 / len(X), device=X.device)
 
 
+@dataclass(frozen=True)
+class Peak:
+    """The network's answer on one search crop: the box decoded at the score peak (frame
+    pixels), the peak's score clipped to [0, 1], and its size-change penalty."""
+
+    box: Box
+    confidence: float
+    penalty: float
+
+
 class IBFPTracker:
     """The IBFP tracker behind the SingleObjectTracker contract."""
 
@@ -270,7 +280,22 @@ class IBFPTracker:
         return CropWindow(base.cx, base.cy, base.side * self.search_growth, base.out_size)
 
     def _locate(self, pred: Prediction, window: CropWindow) -> TrackerOutput:
-        """Mix the maps, penalise, pick the peak, decode, smooth and clamp the box."""
+        """Pick the peak, decode it, then smooth and clamp the box (or flag the object lost)."""
+        cfg = self.config
+        peak = self._peak(pred, window)
+        lost = peak.confidence < cfg.lost_threshold
+        if lost:
+            self.search_growth = min(self.search_growth * cfg.lost_search_growth, cfg.lost_search_max)
+            return TrackerOutput(self.box, peak.confidence, True)
+        self.search_growth = 1.0
+        lr = peak.penalty * peak.confidence * cfg.size_lr
+        w = self.box.w * (1 - lr) + peak.box.w * lr
+        h = self.box.h * (1 - lr) + peak.box.h * lr
+        self.box = self._clamp(Box.from_center(peak.box.cx, peak.box.cy, w, h))
+        return TrackerOutput(self.box, peak.confidence, False)
+
+    def _peak(self, pred: Prediction, window: CropWindow) -> Peak:
+        """Mix the maps, penalise size change, pick the peak and decode its box (frame pixels)."""
         cfg, mc = self.config, self.model.config
         centre = pred.centre[0, 0].float()
         score = centre
@@ -283,23 +308,27 @@ class IBFPTracker:
         pscore = pscore * (1 - cfg.window_influence) + self.window * cfg.window_influence
         idx = torch.argmax(pscore)
         # one device-to-host copy per frame: peak index, its score, penalty and l, t, r, b
-        peak = torch.stack([idx.float(), score.flatten()[idx], penalty.flatten()[idx], *ltrb.flatten(1)[:, idx]])
-        flat, raw_score, peak_penalty, l, t, r, b = peak.tolist()
+        values = torch.stack([idx.float(), score.flatten()[idx], penalty.flatten()[idx], *ltrb.flatten(1)[:, idx]])
+        flat, raw_score, peak_penalty, l, t, r, b = values.tolist()
         iy, ix = divmod(int(flat), score.shape[1])
-        confidence = min(max(raw_score, 0.0), 1.0)
-        lost = confidence < cfg.lost_threshold
-        if lost:
-            self.search_growth = min(self.search_growth * cfg.lost_search_growth, cfg.lost_search_max)
-            return TrackerOutput(self.box, confidence, True)
-        self.search_growth = 1.0
         stride = mc.strides[0]
         px, py = (ix + 0.5) * stride, (iy + 0.5) * stride
         found = window.to_frame(Box.from_xyxy(px - l, py - t, px + r, py + b))
-        lr = peak_penalty * confidence * cfg.size_lr
-        w = self.box.w * (1 - lr) + found.w * lr
-        h = self.box.h * (1 - lr) + found.h * lr
-        self.box = self._clamp(Box.from_center(found.cx, found.cy, w, h))
-        return TrackerOutput(self.box, confidence, False)
+        return Peak(found, min(max(raw_score, 0.0), 1.0), peak_penalty)
+
+    @torch.inference_mode()
+    def measure(self, frame: np.ndarray, box: Box) -> Peak:
+        """The network's own box for an object whose true box is known: the search crop is
+        centred on `box` at its scale, and nothing is smoothed, remembered or refitted."""
+        if self.template is None:
+            raise IBFPError("IBFPTracker.measure called before init")
+        self.box, self.search_growth = box, 1.0
+        window = self._search_window()
+        crops = self._tensor(window.crop(frame)[None])
+        with self._autocast():
+            x = self.model.project(self.backbone(self.model.normalize(crops)))
+            pred = self.model(self.template, x)
+        return self._peak(pred, window)
 
     def _size_penalty(self, ltrb: torch.Tensor, window: CropWindow) -> torch.Tensor:
         """exp(-k (r_c s_c - 1)): scale and aspect change against the last box (SiamRPN++)."""

@@ -124,6 +124,10 @@ def test_scores_per_sequence_and_overall(dataset, tmp_path):
     assert overall.tracker == "test-constant" and overall.sequences == 2
     assert overall.auc == pytest.approx((LONG_AUC + SHORT_AUC) / 2)
     assert overall.ao == pytest.approx(((4 + 5 / 3) / 9 + 1) / 2)
+    # box fit: the constant box is centred on every frame (4 px off = half of its 8 px size)
+    assert rows.loc["long", "centred"] == 1.0 and rows.loc["long", "size_ratio"] == 1.0
+    assert rows.loc["long", "aspect_error"] == 0.0
+    assert overall.auc_low <= overall.auc <= overall.auc_high
     assert report.unavailable == {}
     names = {"summary.csv", "per_sequence.csv", "report.md", "success.png", "precision.png"}
     assert {p.name for p in report.paths} == names and all(p.is_file() for p in report.paths)
@@ -234,7 +238,8 @@ def test_report_markdown_has_the_peers_layout(dataset, tmp_path):
     run_evaluation(dataset, ["test-constant", "test-slow"], tmp_path / "out", workers=1)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "## Overall (2 sequences)" in text
-    assert "| tracker | AUC | Prec@20 | NormPrec@0.2 | AO | SR0.5 | SR0.75 | FPS |" in text
+    assert "| tracker | AUC | Prec@20 | NormPrec@0.2 | AO | SR0.5 | SR0.75 | FPS | AUC 90% interval |" in text
+    assert "| tracker | Centred | Size ratio | |log aspect| |" in text
     assert "| sequence | frames scored | test-constant | test-slow |" in text
     assert f"| long | {LONG_FRAMES - 1} | {LONG_AUC:.3f} | {LONG_AUC:.3f} |" in text
     with open(tmp_path / "out" / "summary.csv", newline="") as f:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ import pandas as pd
 from rich.table import Table
 
 from ..atomic import atomic_output
+from .boxfit import NETWORK_CHECK_EVERY, NO_FIT, BoxFit, NetworkCheck, mean_fit, summarize
 from .metrics import (
     NORM_PRECISION_AT,
     PRECISION_AT_PX,
@@ -31,8 +32,26 @@ METRIC_LABELS = {
 }
 """Column name -> heading, in the order of PEERS.md's tables (plus GOT-10k's AO and SR)."""
 
-PER_SEQUENCE_COLUMNS = ("tracker", "sequence", "frames", "frames_scored", *METRIC_LABELS)
-OVERALL_COLUMNS = ("tracker", "sequences", "frames", "frames_scored", *METRIC_LABELS)
+FIT_LABELS = {"centred": "Centred", "size_ratio": "Size ratio", "aspect_error": "|log aspect|"}
+"""Box fit (evaluate.boxfit.BoxFit): share of frames on the target, and how its box fits there."""
+
+PER_SEQUENCE_COLUMNS = ("tracker", "sequence", "frames", "frames_scored", *METRIC_LABELS, *FIT_LABELS)
+OVERALL_COLUMNS = (
+    "tracker",
+    "sequences",
+    "frames",
+    "frames_scored",
+    *METRIC_LABELS,
+    "auc_low",
+    "auc_high",
+    *FIT_LABELS,
+)
+NETWORK_COLUMNS = ("sequence", "frames", "iou", "size_ratio", "aspect_error")
+NETWORK_CSV = "network_check.csv"
+ALL_SEQUENCES = "all"
+BOOTSTRAP_SAMPLES = 10_000  # resamples of the sequences for the AUC interval
+BOOTSTRAP_LEVEL = 0.90  # issue 11: a 90% interval over sequences
+BOOTSTRAP_SEED = 0
 
 SUMMARY_CSV = "summary.csv"
 PER_SEQUENCE_CSV = "per_sequence.csv"
@@ -52,7 +71,17 @@ PROTOCOL = (
     f"Prec@{PRECISION_AT_PX:g}: centre error <= {PRECISION_AT_PX:g} px; "
     f"NormPrec@{NORM_PRECISION_AT:g}: centre error over the ground-truth size <= "
     f"{NORM_PRECISION_AT:g}; AO, SR0.5, SR0.75: GOT-10k mean IoU and IoU > 0.5 / 0.75. "
-    "Scores are means over sequences. FPS = frames / summed tracker-call time (decoding excluded)."
+    "Scores are means over sequences. FPS = frames / summed tracker-call time (decoding excluded). "
+    f"AUC interval: {BOOTSTRAP_LEVEL:.0%} bootstrap over sequences ({BOOTSTRAP_SAMPLES:,} resamples). "
+    "Box fit, on the frames where the box centre is within half a target size (sqrt(w h)) of the "
+    "true centre (Centred: their share): Size ratio, the median sqrt(w h / w_true h_true); "
+    "|log aspect|, the mean |log((w / h) / (w_true / h_true))|; each a mean over sequences."
+)
+
+NETWORK_PROTOCOL = (
+    f"The network alone, with no tracking feedback: on every {NETWORK_CHECK_EVERY}th scored frame the search crop is "
+    "centred on the true box at its true scale, as the tracker would cut it; the head's box at the "
+    "score peak (online branch off, nothing smoothed) against the truth, pooled over frames."
 )
 
 
@@ -65,6 +94,7 @@ class SequenceResult:
     frames: int
     score: SequenceScore
     track_seconds: float
+    fit: BoxFit = NO_FIT
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,13 +109,16 @@ class EvalReport:
     """Tracker name -> why it could not run here."""
     paths: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    network: pd.DataFrame | None = None
+    """The IBFP network check per sequence and over all (`network_table`), when it was run."""
 
 
 def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str]) -> EvalReport:
     """Per-sequence and overall tables from the results of each (tracker, sequence)."""
     results = list(results)
     rows = [
-        {"tracker": r.tracker, "sequence": r.sequence} | _score_row(r.score, r.frames, r.track_seconds) for r in results
+        {"tracker": r.tracker, "sequence": r.sequence} | _score_row(r.score, r.frames, r.track_seconds) | asdict(r.fit)
+        for r in results
     ]
     per_sequence = pd.DataFrame(rows, columns=list(PER_SEQUENCE_COLUMNS))
     curves: dict[str, SequenceScore] = {}
@@ -95,17 +128,43 @@ def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str])
         curves[tracker] = aggregate([r.score for r in mine])
         frames, seconds = sum(r.frames for r in mine), sum(r.track_seconds for r in mine)
         row = _score_row(curves[tracker], frames, seconds)
-        overall_rows.append({"tracker": tracker, "sequences": len(mine)} | row)
+        low, high = bootstrap_interval([r.score.auc for r in mine if r.score.frames_scored])
+        fit = asdict(mean_fit([r.fit for r in mine]))
+        overall_rows.append(
+            {"tracker": tracker, "sequences": len(mine)} | row | {"auc_low": low, "auc_high": high} | fit
+        )
     overall = pd.DataFrame(overall_rows, columns=list(OVERALL_COLUMNS))
     overall = overall.sort_values("auc", ascending=False, kind="stable", ignore_index=True)
     curves = {name: curves[name] for name in overall["tracker"]}
     return EvalReport(overall, per_sequence, curves, dict(unavailable))
 
 
+def network_table(checks: list[NetworkCheck]) -> pd.DataFrame:
+    """One row per checked sequence and a last row `all` pooling every checked frame."""
+    rows = [(c.sequence, summarize([c])) for c in checks] + [(ALL_SEQUENCES, summarize(checks))]
+    return pd.DataFrame([{"sequence": name} | asdict(summary) for name, summary in rows], columns=list(NETWORK_COLUMNS))
+
+
+def bootstrap_interval(values: list[float]) -> tuple[float, float]:
+    """The BOOTSTRAP_LEVEL interval of the mean of `values` (one per sequence), resampled with
+    replacement; NaN without values."""
+    if not values:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    data = np.asarray(values, dtype=np.float64)
+    means = data[rng.integers(len(data), size=(BOOTSTRAP_SAMPLES, len(data)))].mean(axis=1)
+    tail = (1 - BOOTSTRAP_LEVEL) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
 def write_report(report: EvalReport, out_dir: Path, dataset: str) -> EvalReport:
     """Write summary.csv, per_sequence.csv, report.md and the plots; the report with its paths."""
     paths = [out_dir / SUMMARY_CSV, out_dir / PER_SEQUENCE_CSV, out_dir / REPORT_MD]
-    for table, path in zip((report.overall, report.per_sequence), paths):
+    tables = [(report.overall, paths[0]), (report.per_sequence, paths[1])]
+    if report.network is not None:
+        paths.append(out_dir / NETWORK_CSV)
+        tables.append((report.network, paths[-1]))
+    for table, path in tables:
         with atomic_output(path) as tmp:
             table.to_csv(tmp, index=False)
     notes = list(report.notes)
@@ -123,8 +182,16 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
     lines = [f"# Tracking evaluation on {dataset}", "", PROTOCOL, ""]
     lines += [f"## Overall ({sequences} sequences)", ""]
     lines += _markdown_table(
-        ["tracker", *METRIC_LABELS.values()],
-        [[row.tracker, *(_format(k, getattr(row, k)) for k in METRIC_LABELS)] for row in report.overall.itertuples()],
+        ["tracker", *METRIC_LABELS.values(), f"AUC {BOOTSTRAP_LEVEL:.0%} interval"],
+        [
+            [row.tracker, *(_format(k, getattr(row, k)) for k in METRIC_LABELS), _interval(row.auc_low, row.auc_high)]
+            for row in report.overall.itertuples()
+        ],
+    )
+    lines += ["", "## Box fit", ""]
+    lines += _markdown_table(
+        ["tracker", *FIT_LABELS.values()],
+        [[row.tracker, *(_format(k, getattr(row, k)) for k in FIT_LABELS)] for row in report.overall.itertuples()],
     )
     trackers = list(report.overall["tracker"])
     auc = report.per_sequence.pivot_table(index="sequence", columns="tracker", values="auc", dropna=False)
@@ -134,6 +201,19 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
         ["sequence", "frames scored", *trackers],
         [[name, str(scored[name]), *(_format("auc", auc.at[name, t]) for t in trackers)] for name in auc.index],
     )
+    if report.network is not None:
+        lines += ["", "## IBFP network check", "", NETWORK_PROTOCOL, ""]
+        lines += _markdown_table(
+            ["sequence", "frames", "mean IoU", "median size ratio", "mean |log aspect|"],
+            [
+                [
+                    row.sequence,
+                    str(row.frames),
+                    *(_format("auc", v) for v in (row.iou, row.size_ratio, row.aspect_error)),
+                ]
+                for row in report.network.itertuples()
+            ],
+        )
     if report.unavailable:
         lines += ["", "## Unavailable trackers", ""]
         lines += [f"- {name}: {reason}" for name, reason in report.unavailable.items()]
@@ -174,6 +254,10 @@ def _format(column: str, value: float) -> str:
     if not np.isfinite(value):
         return MISSING
     return f"{value:.0f}" if column == "fps" else f"{value:.3f}"
+
+
+def _interval(low: float, high: float) -> str:
+    return f"{_format('auc', low)} - {_format('auc', high)}" if np.isfinite(low) else MISSING
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -22,10 +22,11 @@ import numpy as np
 from ..boxes import Box
 from ..errors import IBFPError, TrackerUnavailable
 from ..trackers import SingleObjectTracker, TrackerFactory, TrackerOutput, tracker_factory
+from .boxfit import NetworkCheck, box_fit, network_check
 from .datasets import Sequence, open_dataset
 from .metrics import score_sequence
 from .predictions import Predictions, has_predictions, read_predictions, write_predictions
-from .report import EvalReport, SequenceResult, build_report, write_report
+from .report import EvalReport, SequenceResult, build_report, network_table, write_report
 
 PREDICTIONS_FOLDER = "predictions"
 INIT_SCORE = 1.0
@@ -68,11 +69,13 @@ def run_evaluation(
     workers: int | None = None,
     sequences: list[str] | None = None,
     progress: ProgressCallback | None = None,
+    network: bool = False,
 ) -> EvalReport:
     """Track every selected sequence of `dataset` with each tracker, then score and report.
 
     Trackers that cannot run here (missing OpenCV build, model files, weights) are listed in
-    the report's `unavailable` instead of failing the run (unless none can run). Writes into
+    the report's `unavailable` instead of failing the run (unless none can run). With `network`,
+    the IBFP network's own boxes are also checked (`evaluate.boxfit.network_check`). Writes into
     `out_dir`, creating it.
     """
     chosen = select_sequences(open_dataset(dataset), sequences)
@@ -90,7 +93,22 @@ def run_evaluation(
         _make_folder(out_dir / PREDICTIONS_FOLDER / name)
     _track_missing(runs, workers or default_workers(), progress)
     results = [_scored(run) for run in runs]
-    return write_report(build_report(results, unavailable), out_dir, Path(dataset).name)
+    report = build_report(results, unavailable)
+    if network:
+        report = replace(report, network=network_table(run_network_check(chosen, weights, device)))
+    return write_report(report, out_dir, Path(dataset).name)
+
+
+def run_network_check(sequences: list[Sequence], weights: Path | None, device: str) -> list[NetworkCheck]:
+    """`network_check` of the IBFP weights on each sequence, online branch off."""
+    from ..tracker import IBFPTracker  # torch: only when asked for
+
+    checks = []
+    for sequence in sequences:
+        tracker = IBFPTracker(weights=weights, device=device)
+        tracker.config = replace(tracker.config, use_online=False)
+        checks.append(network_check(sequence, tracker))
+    return checks
 
 
 def select_sequences(all_sequences: list[Sequence], names: list[str] | None) -> list[Sequence]:
@@ -212,4 +230,5 @@ def _scored(run: _Run) -> SequenceResult:
         frames=len(predictions),
         score=score_sequence(predictions.boxes, run.sequence.gt, run.sequence.absent),
         track_seconds=float(np.sum(predictions.times_ms)) / MS_PER_S,
+        fit=box_fit(predictions.boxes, run.sequence.gt, run.sequence.absent),
     )

@@ -15,6 +15,7 @@ from ..errors import IBFPError
 from ..model.backbone import load_imagenet
 from ..model.ibfp import IBFP
 from ..tracker import pick_device
+from ..weights import load_model
 from .augment import AugmentConfig
 from .data import PairSampler, SamplingConfig, Source, image_batch, synthetic_sources
 from .features import FeatureCache, build_feature_cache
@@ -67,7 +68,8 @@ def build_features(
     steps: dict[str, int],
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """CPU path step 1: cache frozen-backbone features of `views` jittered crops per item."""
+    """CPU path step 1: cache frozen-backbone features of a template view and `views` jittered
+    search views per item."""
     model = new_model(preset, init)
     sources = training_sources(crops, synthetic, seed, steps)
     table = build_feature_cache(
@@ -77,6 +79,7 @@ def build_features(
         views=views,
         area_scale=TrackerConfig().search_area_scale,
         aug=AugmentConfig(),
+        template_aug=TEMPLATE_AUG,
         seed=seed,
         progress=progress,
     )
@@ -93,11 +96,13 @@ def run_training(
     init: Path | None,
     cfg: TrainConfig,
     sampling: SamplingConfig,
+    start_from: Path | None = None,
     device: str,
     max_minutes: float | None,
     report: Callable[[int, dict[str, float]], None] | None = None,
 ) -> RunState:
-    """Train from a feature cache (backbone frozen) or end to end from images."""
+    """Train from a feature cache (backbone frozen) or end to end from images; a new run starts
+    from `start_from` weights when given, else from a new network (backbone from `init`)."""
     if features is not None:
         cache = FeatureCache(features)
         cfg = replace(cfg, freeze_backbone=True)
@@ -114,8 +119,11 @@ def run_training(
         def next_batch() -> Any:
             return image_batch(sampler, cfg.batch_size, area, size, TEMPLATE_AUG, AugmentConfig())
 
-    model = new_model(preset, init)
-    cfg = replace(cfg, model=model.config, freeze_bn=init is not None)
+    if start_from is not None:
+        model, _ = load_model(start_from)
+    else:
+        model = new_model(preset, init)
+    cfg = replace(cfg, model=model.config, freeze_bn=init is not None or start_from is not None)
     return train(
         run_dir, model, next_batch, sampler.rng, cfg, device=pick_device(device), max_minutes=max_minutes, report=report
     )

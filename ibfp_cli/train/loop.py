@@ -184,7 +184,7 @@ def _save(
     log = run_dir / LOG
     new_file = not log.exists()
     with log.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "lr", "total", "centre", "box", "online"])
+        writer = csv.DictWriter(f, fieldnames=["step", "lr", "total", "centre", "box", "giou", "online"])
         if new_file:
             writer.writeheader()
         writer.writerows(log_rows)

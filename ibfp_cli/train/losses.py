@@ -1,4 +1,5 @@
-"""Losses (paper Sec. III-D): focal hinge MSE on centre maps, masked L1 on box distances."""
+"""Losses (paper Sec. III-D): focal hinge MSE on centre maps, masked L1 on box distances,
+and a GIoU term on the same boxes (SiamCAR / FCOS practice; issue 11)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,28 @@ def focal_hinge_mse(s: torch.Tensor, y: torch.Tensor, cfg: LossConfig) -> torch.
     return (weight * hinge_residual(s, y, cfg.tau) ** 2).sum() / positive.sum().clamp(min=1)
 
 
+def giou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - generalised IoU of boxes given as l, t, r, b distances from the same point.
+
+    pred, target: (..., 4) non-negative distances -> (...) losses in [0, 2].
+    """
+    pl, pt, pr, pb = pred.unbind(-1)
+    tl, tt, tr, tb = target.unbind(-1)
+    inter_w = (torch.minimum(pl, tl) + torch.minimum(pr, tr)).clamp(min=0)
+    inter_h = (torch.minimum(pt, tt) + torch.minimum(pb, tb)).clamp(min=0)
+    inter = inter_w * inter_h
+    union = (pl + pr) * (pt + pb) + (tl + tr) * (tt + tb) - inter
+    hull = (torch.maximum(pl, tl) + torch.maximum(pr, tr)) * (torch.maximum(pt, tt) + torch.maximum(pb, tb))
+    iou = inter / union.clamp(min=1e-6)
+    return 1 - (iou - (hull - union) / hull.clamp(min=1e-6))
+
+
 @dataclass
 class LossTerms:
     total: torch.Tensor
     centre: torch.Tensor
     box: torch.Tensor
+    giou: torch.Tensor
     online: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
@@ -53,7 +71,9 @@ def ibfp_loss(
     if mask.any():
         l1 = F.l1_loss(pred.ltrb.float() / stride8, targets / stride8, reduction="none")
         box = (l1 * mask).sum() / (mask.sum() * 4)
+        cells = mask.squeeze(1)  # (B, H, W)
+        giou = giou_loss(pred.ltrb.float().permute(0, 2, 3, 1)[cells], targets.permute(0, 2, 3, 1)[cells]).mean()
     else:
-        box = pred.ltrb.sum() * 0.0
-    total = centre + cfg.box_weight * box + cfg.online_weight * online
-    return LossTerms(total, centre, box, online)
+        box = giou = pred.ltrb.sum() * 0.0
+    total = centre + cfg.box_weight * box + cfg.giou_weight * giou + cfg.online_weight * online
+    return LossTerms(total, centre, box, giou, online)

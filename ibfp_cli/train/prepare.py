@@ -24,6 +24,8 @@ from .data import Source
 VAL_SPLIT_FILE = Path(__file__).with_name("val_split.txt")
 INDEX_FILE = "index.csv"
 META_FILE = "meta.json"
+SOT_FOLDERS = ("sot", "sot-train")
+"""Folders of annotated videos (`<name>.mp4` + `<name>.gt.csv`) under the data folder."""
 MIN_TARGET_PX = 12.0  # smaller targets carry too little texture to learn from
 
 
@@ -77,19 +79,22 @@ def _det_items(folder: Path) -> Iterator[tuple[int, np.ndarray, Box]]:
 def prepare_crop_cache(
     data_dir: Path, out_dir: Path, cfg: CacheConfig = CacheConfig(), progress: Callable[[str], None] | None = None
 ) -> pd.DataFrame:
-    """Write the crop cache of the training sequences (val split excluded) and still images."""
+    """Write the crop cache of the training sequences of every SOT_FOLDERS folder (val split
+    excluded) and of the still images."""
     from ..video import VideoWriter
 
-    sot, det = data_dir / "sot", data_dir / "det"
-    if not sot.is_dir() and not det.is_dir():
-        raise IBFPError(f"{data_dir} has neither sot/ nor det/")
+    sot_dirs = [data_dir / name for name in SOT_FOLDERS if (data_dir / name).is_dir()]
+    det = data_dir / "det"
+    if not sot_dirs and not det.is_dir():
+        raise IBFPError(f"{data_dir} has none of {', '.join(SOT_FOLDERS)}, det/")
     out_dir.mkdir(parents=True, exist_ok=True)
     val = val_sequences()
     jobs: list[tuple[str, str, Iterator]] = []
-    for video in sorted(sot.glob("*.mp4")) if sot.is_dir() else []:
+    for video in sorted(v for folder in sot_dirs for v in folder.glob("*.mp4")):
         name = video.name[: -len(".mp4")]
         if name not in val:
-            jobs.append((name, "sot", _sot_items(video, read_gt(sot / f"{name}.gt.csv"), cfg.frame_step)))
+            gt = read_gt(video.with_name(f"{name}.gt.csv"))
+            jobs.append((name, "sot", _sot_items(video, gt, cfg.frame_step)))
     for folder in sorted(p for p in det.iterdir() if (p / "boxes.csv").is_file()) if det.is_dir() else []:
         jobs.append((f"det_{folder.name}", "det", _det_items(folder)))
     rows = []

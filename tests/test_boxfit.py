@@ -1,0 +1,124 @@
+"""Box fit apart from tracking: box geometry on centred frames, the network check, the AUC interval."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ibfp_cli.boxes import Box
+from ibfp_cli.evaluate.boxfit import box_fit, mean_fit, network_check, summarize
+from ibfp_cli.evaluate.datasets import open_dataset
+from ibfp_cli.evaluate.report import bootstrap_interval
+from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
+from ibfp_cli.tracker import IBFPTracker
+
+GT = (100.0, 50.0, 40.0, 20.0)  # centre (120, 60), target size sqrt(800) = 28.3 px
+
+
+def around_centre(scale_w: float, scale_h: float, shift_x: float = 0.0) -> tuple[float, ...]:
+    x, y, w, h = GT
+    cx, cy = x + w / 2 + shift_x, y + h / 2
+    return (cx - w * scale_w / 2, cy - h * scale_h / 2, w * scale_w, h * scale_h)
+
+
+def test_box_fit_measures_size_and_aspect_on_centred_frames_only():
+    gt = np.array([GT] * 11)  # frame 0 is never scored
+    pred = np.array(
+        [GT]
+        + [around_centre(0.8, 0.8)] * 4  # centred, 0.8 the size, right shape
+        + [around_centre(1.2, 1 / 1.2)] * 3  # centred, right size, aspect x1.44
+        + [around_centre(0.1, 0.1, shift_x=60.0)] * 2  # 2 target sizes off: not centred
+        + [(np.nan,) * 4]  # no box: not centred
+    )
+    fit = box_fit(pred, gt)
+    assert fit.centred == pytest.approx(7 / 10)
+    assert fit.size_ratio == pytest.approx(0.8)  # median of four 0.8 and three 1.0
+    assert fit.aspect_error == pytest.approx(3 * math.log(1.44) / 7)
+
+
+def test_a_box_half_a_target_size_off_is_still_centred_and_one_further_is_not():
+    half = 0.5 * math.sqrt(GT[2] * GT[3])
+    gt = np.array([GT] * 3)
+    pred = np.array([GT, around_centre(1, 1, shift_x=half), around_centre(1, 1, shift_x=half + 0.5)])
+    assert box_fit(pred, gt).centred == pytest.approx(0.5)
+
+
+def test_mean_fit_skips_sequences_where_a_field_is_undefined():
+    gt = np.array([GT] * 3)
+    lost = box_fit(np.array([GT] + [around_centre(1, 1, shift_x=200.0)] * 2), gt)
+    fitted = box_fit(np.array([GT] + [around_centre(0.5, 0.5)] * 2), gt)
+    assert lost.centred == 0.0 and math.isnan(lost.size_ratio)
+    mean = mean_fit([lost, fitted])
+    assert mean.centred == pytest.approx(0.5)
+    assert mean.size_ratio == pytest.approx(0.5) and mean.aspect_error == pytest.approx(0.0)
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_like_the_standard_error():
+    rng = np.random.default_rng(1)
+    values = rng.uniform(0.3, 0.9, 40)
+    low, high = bootstrap_interval(list(values))
+    assert low < values.mean() < high
+    normal_half_width = 1.645 * values.std() / math.sqrt(len(values))  # 90% normal interval
+    assert (high - low) / 2 == pytest.approx(normal_half_width, rel=0.1)
+    assert bootstrap_interval([0.6] * 5) == pytest.approx((0.6, 0.6))
+    assert bootstrap_interval(list(values)) == (low, high)  # seeded: the same every run
+    assert all(math.isnan(v) for v in bootstrap_interval([]))
+
+
+class ScaledMeasurer:
+    """Answers every true box with a box of `scale` times its width, height unchanged."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self.started_on: Box | None = None
+
+    def init(self, frame: np.ndarray, box: Box) -> None:
+        self.started_on = box
+
+    def measure(self, frame: np.ndarray, box: Box) -> object:
+        return Peak(Box.from_center(box.cx, box.cy, box.w * self.scale, box.h))
+
+
+class Peak:
+    def __init__(self, box: Box) -> None:
+        self.box = box
+
+
+def write_project_sequence(folder: Path, spec: SyntheticSpec) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = write_synthetic_video(folder / "clip.mp4", spec)
+    rows = "".join(f"{i},{','.join(f'{v:g}' for v in box)}\n" for i, box in enumerate(truth))
+    (folder / "clip.gt.csv").write_text("frame,x,y,w,h\n" + rows)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    spec = SyntheticSpec(width=160, height=120, frames=31, object_size=(36, 28), seed=3)
+    return open_dataset(write_project_sequence(tmp_path_factory.mktemp("clip"), spec))[0]
+
+
+def test_network_check_visits_every_fifth_scored_frame_and_scores_the_answer(clip):
+    measurer = ScaledMeasurer(0.5)
+    check = network_check(clip, measurer)
+    assert measurer.started_on == Box(*clip.gt[0])
+    assert check.frames == 6  # scored frames 1..30: the 5th, 10th, ..., 30th
+    assert check.iou == pytest.approx(np.full(6, 0.5))
+    assert check.size_ratio == pytest.approx(np.full(6, math.sqrt(0.5)))
+    assert check.aspect_error == pytest.approx(np.full(6, math.log(2)))
+    summary = summarize([check, network_check(clip, ScaledMeasurer(1.0))])
+    assert summary.frames == 12 and summary.iou == pytest.approx(0.75)
+
+
+@pytest.mark.slow
+def test_the_shipped_network_fits_a_generated_object_it_is_centred_on(clip):
+    tracker = IBFPTracker(device="cpu")
+    tracker.config = replace(tracker.config, use_online=False)
+    summary = summarize([network_check(clip, tracker, every=1)])
+    assert summary.frames == 30
+    assert summary.iou > 0.6
+    assert 0.8 < summary.size_ratio < 1.25
