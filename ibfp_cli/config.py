@@ -122,6 +122,9 @@ class TrainConfig:
     max_frame_gap: int = 100  # SiamRPN++-style: template and search at most 100 frames apart
     freeze_backbone: bool = True  # spec 7 (CPU path: the whole backbone, features cached)
     freeze_bn: bool = True  # spec 7: keep ImageNet BatchNorm statistics (off for a backbone from scratch)
+    # issue 11: on the cached-feature path, the backbone's last stage (stride 16 -> 32) still trains
+    # (at backbone_lr_scale), recomputed from the cached stride-16 tap: the cheapest stage to tune on CPU
+    tune_last_stage: bool = True
     grad_clip: float = 10.0  # measured: keeps early Adam steps stable
     seed: int = 0
 

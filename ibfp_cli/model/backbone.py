@@ -61,6 +61,10 @@ class ResNet18(nn.Module):
         c16 = self.layer3(c8)
         return c8, c16, self.layer4(c16)
 
+    def last_stage(self) -> nn.Module:
+        """The stride-16 tap -> the stride-32 tap (layer4)."""
+        return self.layer4
+
     def frozen_prefix(self) -> list[nn.Module]:
         """Modules spec 7 keeps frozen: conv1 .. layer1."""
         return [self.conv1, self.bn1, self.layer1]
@@ -138,6 +142,10 @@ class MobileNetV2(nn.Module):
             if i in MOBILENETV2_TAPS:
                 taps.append(x)
         return taps[0], taps[1], taps[2]
+
+    def last_stage(self) -> nn.Module:
+        """The stride-16 tap -> the stride-32 tap (blocks 14 .. 17)."""
+        return self.features[MOBILENETV2_TAPS[1] + 1 : MOBILENETV2_TAPS[2] + 1]
 
     def frozen_prefix(self) -> list[nn.Module]:
         """Blocks kept frozen (spec 7): everything before the stride-8 stage."""

@@ -41,10 +41,13 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def freeze(model: IBFP, cfg: TrainConfig) -> None:
-    """Spec 7: freeze a pretrained backbone's early layers and BatchNorm statistics (the
-    whole backbone on the cached-feature path); a backbone from scratch trains all of it."""
+    """Spec 7: freeze a pretrained backbone's early layers and BatchNorm statistics (on the
+    cached-feature path all of it but, with tune_last_stage, its last stage); a backbone from
+    scratch trains all of it."""
     if cfg.freeze_backbone:
         model.backbone.requires_grad_(False)
+        if cfg.tune_last_stage:
+            model.backbone.last_stage().requires_grad_(True)
     elif cfg.freeze_bn:  # a pretrained backbone keeps its early layers as they are
         for module in model.backbone.frozen_prefix():
             module.requires_grad_(False)
@@ -59,6 +62,9 @@ def forward_loss(model: IBFP, batch: Batch, cfg: TrainConfig) -> LossTerms:
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     if isinstance(batch, FeatureBatch):
         zr, xr = batch.template, batch.search
+        if cfg.tune_last_stage:  # the stride-32 tap again, from the cached stride-16 one
+            last = core.backbone.last_stage()
+            zr, xr = (zr[0], zr[1], last(zr[1])), (xr[0], xr[1], last(xr[1]))
     else:
         zr, xr = core.backbone_features(batch.template), core.backbone_features(batch.search)
     template = core.template(core.project(zr), batch.template_boxes)
