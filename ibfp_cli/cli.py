@@ -34,7 +34,7 @@ from .config import TrainConfig
 from .convert import convert_annotations
 from .demo import run_demo
 from .errors import IBFPError
-from .formats import FORMAT_BY_EXTENSION, format_names, read_annotations, scored_format_names
+from .formats import FORMAT_BY_EXTENSION, format_names, read_annotations
 from .keyframes import combined_keyframes, load_keyframes, retrack_to_file
 from .opencv_trackers import MODELS_ENV
 from .pipeline import Seed, track_to_file
@@ -582,11 +582,6 @@ def review(
     with _reported_errors():
         _check_outputs(sheet)
         annotations = read_annotations(boxes, fmt)
-        if not annotations.scored:
-            raise IBFPError(
-                f"{boxes} stores no scores, so nothing tells which boxes are doubtful; review a file that keeps "
-                f"them ({', '.join(scored_format_names())})"
-            )
         segments = low_confidence_segments(annotations, threshold, min_length)
         if not segments:
             out.print(f"no doubtful boxes (score below {threshold:g} or lost)")

@@ -95,12 +95,12 @@ def test_review_refuses_a_file_without_scores(tracked, tmp_path) -> None:
     studio = tmp_path / "boxes_ls.json"
     assert ibfp("convert", boxes, "--out", studio, "--format", "labelstudio", "--video", video).exit_code == 0
     result = ibfp("review", video, studio, "--format", "labelstudio")
-    assert_one_error_line(result, "stores no scores")
+    assert_one_error_line(result, "carry no scores (their file stores none)")
     assert "csv, mot, coco, cvat" in result.stderr and not result.stdout
 
     hand_made = tmp_path / "corrections.csv"
     hand_made.write_text("frame,id,x,y,w,h\n0,1,10,10,30,20\n1,1,11,10,30,20\n")
-    assert_one_error_line(ibfp("review", video, hand_made), "stores no scores")
+    assert_one_error_line(ibfp("review", video, hand_made), "carry no scores")
 
 
 def test_review_still_lists_doubtful_runs_of_a_scored_file(tracked) -> None:
