@@ -42,10 +42,15 @@ class VideoMeta:
 
 @dataclass(slots=True)
 class Annotations:
-    """All boxes of one video, sorted by (frame, id)."""
+    """All boxes of one video, sorted by (frame, id).
+
+    scored: the boxes carry the tracker's scores; False where the file they were read from
+    stores none (every score is then the default 1, which says nothing).
+    """
 
     video: VideoMeta
     records: list[BoxRecord] = field(default_factory=list)
+    scored: bool = True
 
     def __post_init__(self) -> None:
         self.records.sort(key=lambda r: (r.frame, r.id))

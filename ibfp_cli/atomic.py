@@ -20,6 +20,24 @@ def atomic_output(target: str | os.PathLike[str]) -> Iterator[Path]:
     a container by extension (PyAV) still work.
     """
     target = Path(target)
+    tmp = _temporary_beside(target)
+    tmp.chmod(_new_file_mode())  # mkstemp makes the file private; outputs get the usual mode
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_output(target: str | os.PathLike[str]) -> None:
+    """Fail now, before any work, where `target` could not be written later: its folder must
+    exist and take a new file (the same test `atomic_output` makes, with the same message)."""
+    _temporary_beside(Path(target)).unlink()
+
+
+def _temporary_beside(target: Path) -> Path:
+    """A new empty file in the target's folder, named after it; IBFPError where that is impossible."""
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise IBFPError(f"output folder {folder} does not exist")
@@ -28,14 +46,7 @@ def atomic_output(target: str | os.PathLike[str]) -> Iterator[Path]:
     except OSError as e:
         raise IBFPError(f"cannot write to {folder}: {e.strerror or e}") from None
     os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.chmod(_new_file_mode())  # mkstemp makes the file private; outputs get the usual mode
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return Path(tmp_name)
 
 
 def _new_file_mode() -> int:

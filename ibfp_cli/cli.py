@@ -25,11 +25,13 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
+from . import __version__, help_style
 from .annotations import DEFAULT_LABEL
+from .atomic import check_output
 from .batch import run_batch
 from .boxes import BoxFormat, parse_box
 from .config import TrainConfig
+from .convert import convert_annotations
 from .demo import run_demo
 from .errors import IBFPError
 from .formats import FORMAT_BY_EXTENSION, format_names, read_annotations
@@ -47,9 +49,13 @@ EXIT_USAGE = 2  # a bad option value, an unknown option, a missing argument (Cli
 EXIT_INTERRUPTED = 130
 """128 + SIGINT, what shells report for a command stopped with Ctrl-C."""
 DEFAULT_TRACKER = "ibfp"
+PYDANTIC_VALUE_ERROR = "Value error, "
+"""Pydantic, which Typer checks option values with, starts the message of a refused choice
+with this; it tells the user nothing."""
 
 Device = Literal["auto", "cpu", "cuda"]
 
+help_style.apply()
 app = typer.Typer(name="ibfp", no_args_is_help=True, add_completion=False)
 train_app = typer.Typer(help="Train the IBFP tracker's weights (prepare data, run, resume).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -149,7 +155,8 @@ def _progress(unit: str = "frames") -> Iterator[StageProgress]:
     try:
         yield stage
     finally:
-        bars.stop()
+        if bars.live.is_started:  # stopping bars never drawn still prints an empty line off a terminal
+            bars.stop()
 
 
 def _version(value: bool) -> None:
@@ -169,7 +176,9 @@ def main(
 
 @app.command()
 def track(
-    video: Annotated[Path, typer.Argument(help="Video to annotate (any file FFmpeg reads).", show_default=False)],
+    video: Annotated[
+        Path, typer.Argument(metavar="VIDEO", help="Video to annotate (any file FFmpeg reads).", show_default=False)
+    ],
     box: Annotated[
         list[str],
         typer.Option(
@@ -231,6 +240,7 @@ def track(
     """
     with _reported_errors():
         seeds = _seeds_from_options(box, ids or [], labels or [], box_format, frame)
+        _check_outputs(out_file, render)
         with _progress() as stage:
             annotations = track_to_file(
                 video,
@@ -250,6 +260,13 @@ def track(
             out.print(f"wrote preview {escape(str(render))}")
 
 
+def _check_outputs(*paths: Path | None) -> None:
+    """Fail before any work where an output (None: not asked for) could not be written."""
+    for path in paths:
+        if path is not None:
+            check_output(path)
+
+
 def _seeds_from_options(
     boxes: list[str], ids: list[int], labels: list[str], box_format: BoxFormat, frame: int
 ) -> list[Seed]:
@@ -267,8 +284,8 @@ def _seeds_from_options(
 
 @app.command()
 def render(
-    video: Annotated[Path, typer.Argument(help="The video the boxes belong to.", show_default=False)],
-    boxes: Annotated[Path, typer.Argument(help="Annotation file with the boxes.", show_default=False)],
+    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video the boxes belong to.", show_default=False)],
+    boxes: Annotated[Path, typer.Argument(metavar="BOXES", help="Annotation file with the boxes.", show_default=False)],
     out_file: Annotated[
         Path,
         typer.Option("--out", "-o", help="Preview video to write (.mp4, H.264).", show_default=False, dir_okay=False),
@@ -280,6 +297,7 @@ def render(
     Boxes the tracker flagged lost are drawn grey and dashed.
     """
     with _reported_errors():
+        _check_outputs(out_file)
         annotations = read_annotations(boxes, fmt)
         with _progress() as stage:
             render_video(video, annotations, out_file, progress=stage(f"rendering {out_file.name}"))
@@ -287,8 +305,65 @@ def render(
 
 
 @app.command()
+def convert(
+    boxes: Annotated[
+        Path,
+        typer.Argument(metavar="BOXES", help="Annotation file to convert (any format ibfp reads).", show_default=False),
+    ],
+    out_file: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write; its folder must exist. Written only when complete.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="NAME",
+            help=f"Format to write: {_FORMATS}. Default: from the extension of --out ({_EXTENSIONS}).",
+            show_default=False,
+        ),
+    ] = None,
+    source_format: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="NAME",
+            help="Format of BOXES, as for --format. Default: from its extension.",
+            show_default=False,
+        ),
+    ] = None,
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="VIDEO",
+            help="The video the boxes belong to: gives its name, and its frame size, frame count and rate "
+            "where BOXES does not store them (labelstudio needs size and rate; csv and mot store neither).",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Write the boxes of an annotation file in another format; nothing is tracked.
+
+    Each format keeps what it can hold. labelstudio: no scores, lost boxes or keyframe flags.
+    mot: no labels, lost or keyframe flags. cvat: corners to two decimals.
+    """
+    with _reported_errors():
+        _check_outputs(out_file)
+        annotations = convert_annotations(boxes, out_file, fmt=fmt, source_format=source_format, video=video)
+    boxes_count, objects = len(annotations.records), len(annotations.ids())
+    out.print(f"converted {boxes_count} boxes of {objects} object(s) to {escape(str(out_file))}", soft_wrap=True)
+
+
+@app.command()
 def batch(
-    folder: Annotated[Path, typer.Argument(help="Folder holding the videos.", show_default=False)],
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="Folder holding the videos.", show_default=False)],
     seeds: Annotated[
         Path,
         typer.Option(
@@ -339,7 +414,7 @@ def batch(
 
 
 @app.command()
-def info(video: Annotated[Path, typer.Argument(help="Video file.", show_default=False)]) -> None:
+def info(video: Annotated[Path, typer.Argument(metavar="VIDEO", help="Video file.", show_default=False)]) -> None:
     """Show a video's container, codec, size, frame rate, exact frame count, duration, rotation."""
     with _reported_errors():
         v = probe(video)
@@ -385,7 +460,7 @@ def demo(
 
 @app.command()
 def retrack(
-    video: Annotated[Path, typer.Argument(help="The video the boxes belong to.", show_default=False)],
+    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video the boxes belong to.", show_default=False)],
     keyframes: Annotated[
         Path,
         typer.Option(
@@ -443,6 +518,7 @@ def retrack(
     Keyframes are never changed and are flagged in the output.
     """
     with _reported_errors():
+        _check_outputs(out_file, render)
         given = load_keyframes(keyframes, keyframes_format)
         previous = read_annotations(existing) if existing is not None else None
         if previous is not None and not replace_keyframes:
@@ -474,10 +550,11 @@ def retrack(
 
 @app.command()
 def review(
-    video: Annotated[Path, typer.Argument(help="The video the boxes belong to.", show_default=False)],
+    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video the boxes belong to.", show_default=False)],
     boxes: Annotated[
         Path,
         typer.Argument(
+            metavar="BOXES",
             help="Annotation file with scores (csv, mot, coco or cvat; labelstudio stores no scores).",
             show_default=False,
         ),
@@ -503,6 +580,7 @@ def review(
     Frames are 0-based decode indices, as in `ibfp retrack --keyframes` files.
     """
     with _reported_errors():
+        _check_outputs(sheet)
         annotations = read_annotations(boxes, fmt)
         segments = low_confidence_segments(annotations, threshold, min_length)
         if not segments:
@@ -529,6 +607,7 @@ def evaluate(
     dataset: Annotated[
         Path,
         typer.Argument(
+            metavar="DATASET",
             help="Benchmark folder (project layout <name>.mp4 + <name>.gt.csv, OTB, GOT-10k or LaSOT).",
             show_default=False,
         ),
@@ -792,6 +871,7 @@ def train_export(
     from .train.api import export_weights
 
     with _reported_errors():
+        _check_outputs(out_file)
         meta = export_weights(run_dir, out_file, data_note)
     out.print(f"wrote {out_file} ({out_file.stat().st_size / 2**20:.1f} MiB, step {meta['steps']})")
 
@@ -807,6 +887,7 @@ def run() -> None:
         if type(e).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
             ctx = getattr(e, "ctx", None)
             hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-            err.print(f"[red]error:[/red] {escape(e.format_message())}{hint}", soft_wrap=True)
+            message = e.format_message().replace(PYDANTIC_VALUE_ERROR, "")
+            err.print(f"[red]error:[/red] {escape(message)}{hint}", soft_wrap=True)
         sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else 0)

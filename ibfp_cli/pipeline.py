@@ -168,7 +168,7 @@ def _parse_seeds(path: Path, rows: Iterable[list[str]]) -> dict[str, list[Seed]]
     for line, row in lines:
         where = f"{path} line {line}"
         if len(row) != len(columns):
-            raise FormatError(f"{where}: {len(row)} fields where the header has {len(columns)}")
+            raise FormatError(f"{where}: {len(row)} fields where the header has {len(columns)}: {','.join(row)!r}")
         values = dict(zip(columns, row, strict=True))
         per_video = seeds.setdefault(values["video"], [])
         per_video.append(_parse_seed_row(where, values, default_id=len(per_video) + 1))

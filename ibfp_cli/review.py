@@ -13,6 +13,7 @@ from .annotations import Annotations, BoxRecord
 from .atomic import atomic_output
 from .boxes import Box
 from .errors import IBFPError
+from .formats import scored_format_names
 from .progress import ProgressCallback
 from .render import draw_box, draw_caption  # the preview's drawing, so sheet and preview look alike
 from .video import read_video
@@ -54,7 +55,15 @@ def low_confidence_segments(
     `threshold`, at least `min_length` frames long, by object then frame.
 
     Boxes a person drew (keyframes) are never doubtful; a frame without a box ends a run.
+    Annotations without scores (read from a file that stores none) are an IBFPError: their
+    scores of 1 would make an all-clear that means nothing.
     """
+    if not annotations.scored:
+        scored = ", ".join(scored_format_names())
+        raise IBFPError(
+            f"the boxes of {annotations.video.name} carry no scores (their file stores none), so nothing "
+            f"tells which are doubtful; review a file that keeps them ({scored})"
+        )
     if min_length < 1:
         raise IBFPError(f"minimum segment length {min_length} must be 1 or more")
     segments = []

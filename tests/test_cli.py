@@ -396,7 +396,7 @@ def test_version_and_help_in_a_real_process() -> None:
         (["track", "v.mp4", "--box", "1,2,3,4", "--out", "b.csv", "--device", "gpu"], "'--device'"),
         (["track", "v.mp4", "--box", "1,2,3,4", "--out", "b.csv", "--frame", "abc"], "'--frame'"),
         (["track", "v.mp4", "--box", "1,2,3,4"], "Missing option '--out'"),
-        (["track", "--box", "1,2,3,4", "--out", "b.csv"], "Missing argument 'video'"),
+        (["track", "--box", "1,2,3,4", "--out", "b.csv"], "Missing argument 'VIDEO'"),
         (["render", "v.mp4", "b.csv", "--bogus"], "No such option: --bogus"),
         (["nosuchcommand"], "No such command"),
     ],

@@ -76,6 +76,12 @@ def test_keyframes_are_never_doubtful() -> None:
     assert low_confidence_segments(_annotations(records)) == [Segment(1, 0, 0, 0.1, 0), Segment(1, 2, 2, 0.1, 2)]
 
 
+def test_boxes_without_scores_are_refused() -> None:
+    unscored = Annotations(VideoMeta("walk.mp4"), _records(1, {0: 1.0, 1: 1.0}), scored=False)
+    with pytest.raises(IBFPError, match=r"walk.mp4 carry no scores .*\(csv, mot, coco, cvat\)"):
+        low_confidence_segments(unscored)
+
+
 # ---- found in a video ------------------------------------------------------------------------
 
 

@@ -15,13 +15,19 @@ from . import csv as csv_format
 
 @dataclass(frozen=True)
 class Format:
-    """A file format: `write` writes to exactly the given path; `read` is None if unsupported."""
+    """A file format: `write` writes to exactly the given path; `read` is None if unsupported.
+
+    scores: its files keep each box's tracker score; video_fields: the VideoMeta fields its
+    writer needs (the boxes' source may lack them; `ibfp convert --video` supplies them).
+    """
 
     name: str
     extensions: tuple[str, ...]
     description: str
     write: Callable[[Path, Annotations], None]
     read: Callable[[Path], Annotations] | None
+    scores: bool = True
+    video_fields: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, Format] = {
@@ -32,7 +38,13 @@ FORMATS: dict[str, Format] = {
         Format("coco", (".json",), "COCO JSON with video and track ids (COCO-VID/TAO style)", coco.write, coco.read),
         Format("cvat", (".xml",), "CVAT for video 1.1 XML", cvat.write, cvat.read),
         Format(
-            "labelstudio", (".json",), "Label Studio video tracking task (JSON)", labelstudio.write, labelstudio.read
+            "labelstudio",
+            (".json",),
+            "Label Studio video tracking task (JSON)",
+            labelstudio.write,
+            labelstudio.read,
+            scores=False,
+            video_fields=labelstudio.VIDEO_FIELDS,
         ),
     )
 }
@@ -47,6 +59,11 @@ _READ_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 def format_names() -> list[str]:
     return list(FORMATS)
+
+
+def scored_format_names() -> list[str]:
+    """The formats whose files keep each box's tracker score."""
+    return [f.name for f in FORMATS.values() if f.scores]
 
 
 def resolve_format(path: Path, name: str | None = None) -> Format:
@@ -74,7 +91,8 @@ def write_annotations(path: Path, annotations: Annotations, fmt: str | None = No
 
 
 def read_annotations(path: Path, fmt: str | None = None) -> Annotations:
-    """Read an annotation file; a missing or malformed file raises FormatError."""
+    """Read an annotation file; a missing or malformed file raises FormatError, which names
+    the format the file does read as, if one does."""
     path = Path(path)
     format_ = resolve_format(path, fmt)
     if format_.read is None:
@@ -82,8 +100,31 @@ def read_annotations(path: Path, fmt: str | None = None) -> Annotations:
     if not path.is_file():
         raise FormatError(f"annotation file {path} does not exist")
     try:
-        return format_.read(path)
+        return _read(path, format_.name, format_.read)
+    except FormatError as e:
+        likely = _likely_format(path, format_)
+        if likely is None:
+            raise
+        raise FormatError(f"{e}; it reads as a {likely} file (--format {likely})") from None
+
+
+def _read(path: Path, name: str, reader: Callable[[Path], Annotations]) -> Annotations:
+    try:
+        return reader(path)
     except OSError as e:
         raise FormatError(f"cannot read {path}: {e.strerror or e}") from None
     except _READ_ERRORS as e:
-        raise FormatError(f"{path}: not a valid {format_.name} file ({e})") from None
+        raise FormatError(f"{path}: not a valid {name} file ({e})") from None
+
+
+def _likely_format(path: Path, tried: Format) -> str | None:
+    """The first other readable format that finds boxes in the file, else None."""
+    for other in FORMATS.values():
+        if other is tried or other.read is None:
+            continue
+        try:
+            if _read(path, other.name, other.read).records:
+                return other.name
+        except FormatError:
+            continue
+    return None

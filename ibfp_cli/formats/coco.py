@@ -62,7 +62,8 @@ def write(path: Path, annotations: Annotations) -> None:
             for frame in frames
         ],
         "annotations": [
-            _annotation(i, r, image_ids[r.frame], category_ids[r.label]) for i, r in enumerate(records, start=1)
+            _annotation(i, r, image_ids[r.frame], category_ids[r.label], annotations.scored)
+            for i, r in enumerate(records, start=1)
         ],
         "categories": [{"id": category_ids[label], "name": label, "supercategory": SUPERCATEGORY} for label in labels],
     }
@@ -75,7 +76,8 @@ def _optional(cast: Callable[[Any], Any], value: Any) -> Any:
     return None if value is None else cast(value)
 
 
-def _annotation(ann_id: int, r: BoxRecord, image_id: int, category_id: int) -> dict[str, Any]:
+def _annotation(ann_id: int, r: BoxRecord, image_id: int, category_id: int, scored: bool) -> dict[str, Any]:
+    """One box; without `scored` (boxes read from a file without scores) it has no score."""
     x, y, w, h = (float(v) for v in r.box.xywh())
     track_id, lost, keyframe = int(r.id), bool(r.lost), bool(r.keyframe)
     return {
@@ -86,7 +88,7 @@ def _annotation(ann_id: int, r: BoxRecord, image_id: int, category_id: int) -> d
         "bbox": [x, y, w, h],
         "area": w * h,
         "iscrowd": 0,
-        "score": float(r.score),
+        **({"score": float(r.score)} if scored else {}),
         "lost": lost,
         "keyframe": keyframe,
         "track_id": track_id,
@@ -118,7 +120,8 @@ def read(path: Path) -> Annotations:
         for i, ann in enumerate(document["annotations"], start=1)
     ]
     check_unique(records, path)
-    return Annotations(_video(videos[0] if videos else {}, images, path), records)
+    scored = any(isinstance(ann, dict) and "score" in ann for ann in document["annotations"]) or not records
+    return Annotations(_video(videos[0] if videos else {}, images, path), records, scored=scored)
 
 
 def _record(ann: Any, images: dict[Any, Any], categories: dict[Any, str], where: str) -> BoxRecord:

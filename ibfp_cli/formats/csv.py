@@ -16,7 +16,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("frame", "id", "x", "y", "w", "h")
 
 
 def write(path: Path, annotations: Annotations) -> None:
-    """Write the header and one row per record; floats as repr so they read back exactly."""
+    """Write the header and one row per record; floats as repr so they read back exactly.
+    Scores are left empty for annotations that have none (read from a file without them)."""
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(COLUMNS)
@@ -28,7 +29,7 @@ def write(path: Path, annotations: Annotations) -> None:
                     int(r.id),
                     r.label,
                     *(format_float(v) for v in r.box.xywh()),
-                    format_float(r.score),
+                    format_float(r.score) if annotations.scored else "",
                     int(r.lost),
                     int(r.keyframe),
                 ]
@@ -52,9 +53,12 @@ def _read(path: Path) -> Annotations:
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise FormatError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
-        records = [_record(row, len(header), f"{path} line {rows.line_num}") for row in rows]
+        records, scored = [], False
+        for row in rows:
+            records.append(_record(row, len(header), f"{path} line {rows.line_num}"))
+            scored = scored or bool((row.get("score") or "").strip())
     check_unique(records, path)
-    return Annotations(VideoMeta(name=path.stem), records)
+    return Annotations(VideoMeta(name=path.stem), records, scored=scored or not records)
 
 
 def _record(row: dict[str | None, str | None], n_columns: int, where: str) -> BoxRecord:

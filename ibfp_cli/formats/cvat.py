@@ -49,7 +49,7 @@ def write(path: Path, annotations: Annotations) -> None:
         track = ET.SubElement(
             root, "track", {"id": str(track_id - ID_OFFSET), "label": labels[track_id], "source": SOURCE}
         )
-        _write_boxes(track, annotations.track(track_id), annotations.video.frame_count)
+        _write_boxes(track, annotations.track(track_id), annotations.video.frame_count, annotations.scored)
     tree = ET.ElementTree(root)
     ET.indent(tree)
     tree.write(path, encoding="utf-8", xml_declaration=True)
@@ -96,18 +96,19 @@ def _meta(annotations: Annotations) -> ET.Element:
     return meta
 
 
-def _write_boxes(track: ET.Element, records: list[BoxRecord], frame_count: int | None) -> None:
-    """One box per record, and an outside box on the frame after each run that stops early."""
+def _write_boxes(track: ET.Element, records: list[BoxRecord], frame_count: int | None, scored: bool) -> None:
+    """One box per record, and an outside box on the frame after each run that stops early;
+    without `scored` (boxes read from a file without scores) the boxes get no score."""
     for i, r in enumerate(records):
-        _box(track, r, outside=False)
+        _box(track, r, outside=False, scored=scored)
         after = r.frame + 1
         continues = i + 1 < len(records) and records[i + 1].frame == after
         more_follow = i + 1 < len(records) or (frame_count is not None and after < frame_count)
         if not continues and more_follow:
-            _box(track, r, outside=True, frame=after)
+            _box(track, r, outside=True, scored=scored, frame=after)
 
 
-def _box(track: ET.Element, r: BoxRecord, outside: bool, frame: int | None = None) -> None:
+def _box(track: ET.Element, r: BoxRecord, outside: bool, scored: bool, frame: int | None = None) -> None:
     x1, y1, x2, y2 = r.box.xyxy()
     box = ET.SubElement(
         track,
@@ -124,8 +125,9 @@ def _box(track: ET.Element, r: BoxRecord, outside: bool, frame: int | None = Non
             "z_order": "0",
         },
     )
-    if not outside:
+    if not outside and scored:
         ET.SubElement(box, "attribute", {"name": SCORE_ATTRIBUTE}).text = format_float(r.score)
+    if not outside:
         ET.SubElement(box, "attribute", {"name": MANUAL_ATTRIBUTE}).text = "true" if r.keyframe else "false"
 
 
@@ -140,7 +142,7 @@ def read(path: Path) -> Annotations:
     tracks = root.findall("track")
     if not tracks and root.find("image") is not None:
         raise FormatError(f"{path}: is 'CVAT for images'; export 'CVAT for video 1.1' instead")
-    records = []
+    records, scored = [], False
     for track in tracks:
         where = f"{path} track {track.get('id')!r}"
         track_id = parse_int(track.get("id"), "id", where) + ID_OFFSET
@@ -148,8 +150,9 @@ def read(path: Path) -> Annotations:
         for box in track.findall("box"):
             if box.get("outside", "0") != "1":
                 records.append(_record(box, track_id, label, f"{where} frame {box.get('frame')!r}"))
+                scored = scored or any(a.get("name") == SCORE_ATTRIBUTE for a in box.findall("attribute"))
     check_unique(records, path)
-    return Annotations(_video(root.find("meta"), path), records)
+    return Annotations(_video(root.find("meta"), path), records, scored=scored or not records)
 
 
 def _record(box: ET.Element, track_id: int, label: str, where: str) -> BoxRecord:

@@ -25,12 +25,14 @@ TO_NAME = "video"
 """The names of the <VideoRectangle> and <Video> tags in Label Studio's video tracking template."""
 
 REGION_TYPE = "videorectangle"
+VIDEO_FIELDS: tuple[str, ...] = ("width", "height", "fps")
+"""What the writer needs of the video: percentages need the frame size, times the rate."""
 
 
 def write(path: Path, annotations: Annotations) -> None:
     """Write a list with one task whose annotation holds one region per object."""
     video = annotations.video
-    missing = [k for k in ("width", "height", "fps") if not getattr(video, k)]
+    missing = [k for k in VIDEO_FIELDS if not getattr(video, k)]
     if missing:
         raise FormatError(f"Label Studio export needs the video's {', '.join(missing)}")
     frame_count = video.frame_count
@@ -96,7 +98,7 @@ def read(path: Path) -> Annotations:
         records.extend(_records(region, track_id, f"{path} region {region.get('id')!r}"))
     check_unique(records, path)
     name = str((task.get("data") or {}).get("video") or path.stem)
-    return Annotations(_video(name, regions, path), records)
+    return Annotations(_video(name, regions, path), records, scored=False)
 
 
 def _track_ids(regions: list[dict[str, Any]]) -> list[int]:

@@ -47,13 +47,15 @@ def write(path: Path, annotations: Annotations) -> None:
 
 def read(path: Path) -> Annotations:
     """Read MOT results or ground truth with 6, 7, 9 or 10 columns, comma or space separated."""
-    records = []
+    records, scored = [], False
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if line.strip():
-                records.append(_record(_SEPARATOR.split(line.strip()), f"{path} line {number}"))
+                fields = _SEPARATOR.split(line.strip())
+                records.append(_record(fields, f"{path} line {number}"))
+                scored = scored or len(fields) > min(COLUMN_COUNTS)
     check_unique(records, path)
-    return Annotations(VideoMeta(name=path.stem), records)
+    return Annotations(VideoMeta(name=path.stem), records, scored=scored or not records)
 
 
 def _record(fields: list[str], where: str) -> BoxRecord:
