@@ -158,15 +158,7 @@ def export_batch(
     progress: StageProgress | None = None,
 ) -> ExportResult:
     """Export every annotation file in `boxes_dir` (an `ibfp batch` output folder) with its video
-    from `folder`, found by the file's stem; a video that fails is reported, the others go on."""
-    return export_dataset(batch_sources(folder, boxes_dir, fmt), out_dir, config, keep_going=True, progress=progress)
-
-
-def batch_sources(
-    folder: str | os.PathLike[str], boxes_dir: str | os.PathLike[str], fmt: str | None = None
-) -> list[ExportSource]:
-    """Each annotation file of `boxes_dir` (by extension, or every file with `fmt`'s) paired with
-    its video in `folder`; a file without a video is an error naming it."""
+    in `folder`, found by the file's stem; a video that fails is reported, the others go on."""
     folder, boxes_dir = Path(folder), Path(boxes_dir)
     for path, what in ((folder, "video folder"), (boxes_dir, "boxes folder")):
         if not path.is_dir():
@@ -174,7 +166,13 @@ def batch_sources(
     files = sorted(p for p in boxes_dir.iterdir() if p.is_file() and p.suffix.lower() in FORMAT_BY_EXTENSION)
     if not files:
         raise IBFPError(f"{boxes_dir} holds no annotation files ({', '.join(FORMAT_BY_EXTENSION)})")
-    return [ExportSource(find_video(folder, p.stem), p, fmt) for p in files]
+    sources, unmatched = [], []
+    for path in files:
+        try:
+            sources.append(ExportSource(find_video(folder, path.stem), path, fmt))
+        except IBFPError as e:
+            unmatched.append(VideoExport(path.name, "failed", str(e)))
+    return export_dataset(sources, out_dir, config, keep_going=True, failed=unmatched, progress=progress)
 
 
 def export_dataset(
@@ -183,19 +181,21 @@ def export_dataset(
     config: ExportConfig,
     *,
     keep_going: bool = False,
+    failed: Sequence[VideoExport] = (),
     progress: StageProgress | None = None,
 ) -> ExportResult:
     """Write the dataset for `sources` to `out_dir` (which must not exist, or be empty).
 
     With `keep_going`, a video whose boxes or frames cannot be read is reported in the
-    result and left out; otherwise its error stops the export. No usable video is an error.
+    result and left out; otherwise its error stops the export. `failed` are videos that
+    failed before (reported after the others). No usable video is an error.
     """
     out_dir = Path(out_dir)
     names = [s.name for s in sources]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise IBFPError(f"two videos are named {repeated[0]!r}; their image files would collide")
-    outcomes: dict[str, VideoExport] = {}
+    outcomes: dict[str, VideoExport] = {v.video: v for v in failed}
     plans: list[_Plan] = []
     annotations: list[Annotations] = []
     for source in sources:
@@ -241,7 +241,7 @@ def export_dataset(
             (root / DATA_YAML).write_text(data_yaml(out_dir.resolve(), classes, sides), encoding="utf-8")
         else:
             write_coco(root, images, classes, [p.source.name for p in plans])
-    return ExportResult(out_dir, tuple(classes), tuple(outcomes[s.name] for s in sources))
+    return ExportResult(out_dir, tuple(classes), (*(outcomes[s.name] for s in sources), *failed))
 
 
 def _plan(source: ExportSource, annotations: Annotations, config: ExportConfig) -> _Plan:

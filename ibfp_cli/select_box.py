@@ -245,12 +245,13 @@ def pick_boxes(image: np.ndarray, title: str = "") -> list[Box]:
     """Open a window on the RGB image and return the boxes the user drew (blocks until done)."""
     import matplotlib.pyplot as plt
 
-    for name in ("keymap.back", "keymap.quit"):  # backspace and q are ours in this window
-        plt.rcParams[name] = [k for k in plt.rcParams[name] if k not in KEYS]
-    _, axes = plt.subplots()
+    # backspace and q are ours in this window, not matplotlib's "back" and "quit"
+    keymaps = {name: [k for k in plt.rcParams[name] if k not in KEYS] for name in ("keymap.back", "keymap.quit")}
     picker = BoxPicker(image.shape[1], image.shape[0])
-    _window = BoxWindow(axes, image, picker, title)  # holds the selector while the window is open
-    plt.show()
+    with plt.rc_context(keymaps):
+        _, axes = plt.subplots()
+        _window = BoxWindow(axes, image, picker, title)  # holds the selector while the window is open
+        plt.show()
     return picker.finish()
 
 
