@@ -813,7 +813,7 @@ def select(
     """Drag a box around each object on a frame; prints the matching `ibfp track` line.
 
     Keys: n or enter: next object; u or backspace: undo; d, q or closing the window: done.
-    Needs a display and matplotlib with a GUI toolkit (pip install "ibfp[select]");
+    Needs a display and matplotlib with a GUI toolkit (install ibfp with its select extra);
     without them, `ibfp frame VIDEO --grid` writes the frame with coordinates instead.
     """
     with _reported_errors():

@@ -62,9 +62,10 @@ def grid_step(width: int, height: int) -> int:
 
 
 def draw_grid(image: np.ndarray, step: int) -> np.ndarray:
-    """A copy of the RGB image with a line every `step` px and each line's coordinate beside it:
-    x numbers along the top edge, y numbers along the left edge. Line k*step covers pixel
-    column (row) k*step, whose left (top) edge is the coordinate k*step."""
+    """A copy of the RGB image with a line every `step` px and the lines' coordinates beside them
+    (every line's, or every 2nd, 5th, ... where numbers would overlap): x along the top edge,
+    y down the left edge. Line k*step covers pixel column (row) k*step, whose left (top) edge
+    is the coordinate k*step."""
     if step < 1:
         raise IBFPError(f"grid step {step} must be 1 px or more")
     height, width = image.shape[:2]
@@ -74,10 +75,15 @@ def draw_grid(image: np.ndarray, step: int) -> np.ndarray:
     out = image.copy()
     blended = out[lines] * (1 - GRID_OPACITY) + np.array(GRID_RGB) * GRID_OPACITY
     out[lines] = np.rint(blended).astype(np.uint8)
-    for x in range(step, width, step):
+    (text_w, text_h), baseline = cv2.getTextSize(str(max(width, height)), FONT, FONT_SCALE, 1)
+    band = text_h + baseline + TEXT_MARGIN  # the numbers' rows at the top and columns at the left
+    x_every = step * _label_every(step, text_w + 2 * TEXT_MARGIN)
+    for x in range(x_every, width, x_every):
         _label(out, str(x), (x + TEXT_MARGIN, 0))
-    for y in range(step, height, step):
-        _label(out, str(y), (0, y + TEXT_MARGIN))
+    y_every = step * _label_every(step, band + TEXT_MARGIN)
+    for y in range(y_every, height, y_every):
+        if y >= band:
+            _label(out, str(y), (0, y + TEXT_MARGIN))
     _label(out, "0", (TEXT_MARGIN, TEXT_MARGIN))
     return out
 
@@ -99,6 +105,14 @@ def write_frame_image(
     with atomic_output(out) as tmp:
         tmp.write_bytes(data.tobytes())
     return width, height
+
+
+def _label_every(step: int, room: int) -> int:
+    """Number every k-th line, k from 1, 2, 5, 10, ..., so numbers `room` px long do not overlap."""
+    k = 1
+    while step * k < room:
+        k = next(n * scale for scale in (1, 10, 100, 1000) for n in NICE_STEPS if n * scale > k)
+    return k
 
 
 def _label(image: np.ndarray, text: str, top_left: tuple[int, int]) -> None:

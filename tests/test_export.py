@@ -283,3 +283,28 @@ def test_batch_export_splits_by_video_and_reports_a_video_without_boxes_file(sma
     assert sorted([*sides["train"], *sides["val"]]) == ["a", "b"]  # each video whole on one side
     assert len(list((out / "images" / "train").iterdir())) == len(truth)
     assert yaml.safe_load((out / "data.yaml").read_text())["names"] == {0: "a", 1: "b"}
+
+
+def test_yolo_dataset_loads_in_ultralytics(clip, tmp_path, monkeypatch) -> None:
+    """Ultralytics's own dataset check and loader, where it is installed (not in CI: see the top)."""
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "config"))  # its settings file, not in $HOME
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    pytest.importorskip("ultralytics")
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    video, boxes, records = clip
+    out = tmp_path / "dataset"
+    export_video(video, boxes, out, ExportConfig(split=SplitConfig(segment_frames=SEGMENT)))
+    data = check_det_dataset(str(out / "data.yaml"))
+    assert data["nc"] == 2 and data["names"] == {0: "car", 1: "person"}
+    expected = _expected(records)
+    loaded_images = loaded_boxes = 0
+    for side in ("train", "val"):
+        dataset = YOLODataset(img_path=data[side], data=data, task="detect", augment=False, hyp=get_cfg())
+        labels = dataset.get_labels()
+        loaded_images += len(labels)
+        loaded_boxes += sum(len(label["cls"]) for label in labels)
+    assert loaded_images == len(expected)
+    assert loaded_boxes == sum(len(v) for v in expected.values())
