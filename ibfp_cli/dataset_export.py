@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from .atomic import atomic_folder
 from .batch import find_video
 from .dataset_layout import (
     DATA_YAML,
+    DATASET_KINDS,
     IMAGES,
     LABELS,
     SIDES,
@@ -73,8 +74,8 @@ class ExportConfig:
     """Image writer threads; None: one per CPU core."""
 
     def __post_init__(self) -> None:
-        if self.to not in ("yolo", "coco"):
-            raise IBFPError(f"unknown dataset layout {self.to!r}; use yolo or coco")
+        if self.to not in DATASET_KINDS:
+            raise IBFPError(f"unknown dataset layout {self.to!r}; use one of {', '.join(DATASET_KINDS)}")
         if self.every < 1:
             raise IBFPError(f"--every {self.every} must be 1 or more")
         if self.image_format not in IMAGE_FORMATS:
@@ -200,16 +201,15 @@ def export_dataset(
     annotations: list[Annotations] = []
     for source in sources:
         try:
-            boxes = read_annotations(source.boxes, source.fmt)
-            plans.append(_plan(source, boxes, config))
-            annotations.append(boxes)
+            found = read_annotations(source.boxes, source.fmt)
+            plans.append(_plan(source, found, config))
+            annotations.append(found)
         except IBFPError as e:
             if not keep_going:
                 raise
             outcomes[source.name] = VideoExport(source.name, "failed", str(e))
     if not plans:
-        reasons = "; ".join(f"{v.video}: {v.message}" for v in outcomes.values())
-        raise IBFPError(f"no video could be exported: {reasons}")
+        raise IBFPError(_nothing_exported(outcomes.values(), config))
     classes = _classes(annotations)
     class_of = {label: i for i, label in enumerate(classes)}
     val = val_units((unit_of(p.source.name, f, config.split) for p in plans for f in p.frames), config.split)
@@ -236,12 +236,28 @@ def export_dataset(
             boxes = sum(len(i.boxes) for i in exported)
             message = f"{sum(counts.values())} images, {boxes} boxes, {plan.dropped} doubtful frames dropped"
             outcomes[name] = VideoExport(name, "done", message, counts, boxes, plan.dropped)
+        if not images:
+            raise IBFPError(_nothing_exported(outcomes.values(), config))
         if config.to == "yolo":
             # the absolute path: Ultralytics looks for `path` there first, wherever it is started
             (root / DATA_YAML).write_text(data_yaml(out_dir.resolve(), classes, sides), encoding="utf-8")
         else:
-            write_coco(root, images, classes, [p.source.name for p in plans])
+            write_coco(
+                root, images, classes, [p.source.name for p in plans if outcomes[p.source.name].status == "done"]
+            )
     return ExportResult(out_dir, tuple(classes), (*(outcomes[s.name] for s in sources), *failed))
+
+
+def _nothing_exported(outcomes: Iterable[VideoExport], config: ExportConfig) -> str:
+    """Why a dataset would have no image: every video failed, or every frame was dropped."""
+    outcomes = list(outcomes)
+    failed = [f"{v.video}: {v.message}" for v in outcomes if v.status == "failed"]
+    if failed and all(v.status == "failed" for v in outcomes):
+        return f"no video could be exported: {'; '.join(failed)}"
+    return (
+        f"no frame left to export: every frame has a box that is lost or scored below {config.min_score:g} "
+        "(lower --min-score, or add keyframes and retrack)"
+    )
 
 
 def _plan(source: ExportSource, annotations: Annotations, config: ExportConfig) -> _Plan:

@@ -262,7 +262,13 @@ def test_export_errors_are_one_line(clip, tmp_path) -> None:
     write_annotations(beyond, Annotations(VideoMeta("walk"), [BoxRecord(SPEC.frames, 1, Box(1, 1, 5, 5))]))
     result = ibfp("export", video, beyond, "--to", "coco", "--out", tmp_path / "two", "--val", 0)
     assert result.exit_code == 1 and f"frame {SPEC.frames}" in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["beyond.csv", "taken"]
+    unsure = tmp_path / "unsure.csv"
+    write_annotations(
+        unsure, Annotations(VideoMeta("walk"), [BoxRecord(f, 1, Box(1, 1, 5, 5), 0.1) for f in range(SPEC.frames)])
+    )
+    result = ibfp("export", video, unsure, "--to", "yolo", "--out", tmp_path / "three", "--val", 0)
+    assert result.exit_code == 1 and "no frame left to export" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beyond.csv", "taken", "unsure.csv"]
 
 
 def test_batch_export_splits_by_video_and_reports_a_video_without_boxes_file(small_video, tmp_path) -> None:
