@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,11 +50,47 @@ def _temporary_beside(target: Path) -> Path:
     return Path(tmp_name)
 
 
-def _new_file_mode() -> int:
-    """The mode open() would give a new file: rw for all, less the process umask."""
+@contextmanager
+def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside `target`; rename it to `target` on success.
+
+    `target` must not exist, or be an empty folder; its parent must exist. On any exception
+    (Ctrl-C included) the temporary folder and everything in it is removed.
+    """
+    target = Path(target)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise IBFPError(f"output folder {parent} does not exist")
+    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
+        raise IBFPError(f"{target} already exists; give a new folder or remove it")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
+    except OSError as e:
+        raise IBFPError(f"cannot write to {parent}: {e.strerror or e}") from None
+    tmp.chmod(_NEW_FOLDER_MODE & ~_umask())  # mkdtemp makes the folder private
+    try:
+        yield tmp
+        if target.is_dir():
+            target.rmdir()
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+_NEW_FOLDER_MODE = 0o777
+"""What mkdir() gives a new folder before the umask: rwx for all."""
+
+
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _new_file_mode() -> int:
+    """The mode open() would give a new file: rw for all, less the process umask."""
+    return 0o666 & ~_umask()
 
 
 def ensure_folder(folder: str | os.PathLike[str]) -> Path:

@@ -32,15 +32,20 @@ from .batch import run_batch
 from .boxes import BoxFormat, parse_box
 from .config import TrainConfig
 from .convert import convert_annotations
+from .dataset_export import DEFAULT_JPEG_QUALITY, ExportConfig, ImageFormat, export_batch, export_video
+from .dataset_layout import DatasetKind
+from .dataset_split import DEFAULT_SEGMENT_FRAMES, DEFAULT_VAL_FRACTION, SplitBy, SplitConfig
 from .demo import run_demo
 from .errors import IBFPError
 from .formats import FORMAT_BY_EXTENSION, format_names, read_annotations
+from .frame_image import write_frame_image
 from .keyframes import combined_keyframes, load_keyframes, retrack_to_file
 from .opencv_trackers import MODELS_ENV
 from .pipeline import Seed, track_to_file
 from .progress import ProgressCallback, StageProgress
 from .render import render_video
 from .review import DEFAULT_THRESHOLD, MAX_TILES, contact_sheet, low_confidence_segments
+from .select_box import append_seeds, select_boxes, track_command
 from .trackers import create_tracker, tracker_descriptions, tracker_names
 from .video import probe
 
@@ -702,6 +707,208 @@ def list_trackers() -> None:
             status = f"[red]no[/]: {escape(str(e))}"
         table.add_row(name, escape(description), status)
     out.print(table)
+
+
+# --- from video to a training set: export, frame, select --------------------------------------
+
+
+@app.command()
+def export(
+    video: Annotated[
+        Path,
+        typer.Argument(
+            help="The video (with --batch: the folder of videos given to `ibfp batch`).", show_default=False
+        ),
+    ],
+    boxes: Annotated[
+        Path,
+        typer.Argument(
+            help="Its annotation file (with --batch: the --out-dir of `ibfp batch`; each annotation file "
+            "there is exported with the video of the same stem).",
+            show_default=False,
+        ),
+    ],
+    to: Annotated[
+        DatasetKind,
+        typer.Option(
+            help="yolo: Ultralytics layout (images/, labels/, data.yaml); "
+            "coco: images/ and annotations/instances_{train,val}.json.",
+            show_default=False,
+        ),
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Dataset folder to create (it must not exist, or be empty; its parent must exist). "
+            "Written in a temporary folder and renamed when complete.",
+            show_default=False,
+            file_okay=False,
+        ),
+    ],
+    batch: Annotated[
+        bool, typer.Option("--batch", help="VIDEO is a folder of videos and BOXES the folder of their boxes.")
+    ] = False,
+    every: Annotated[
+        int, typer.Option(min=1, help="Export every N-th frame (0, N, 2N, ...); file names keep the frame index.")
+    ] = 1,
+    min_score: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="A box scored below this, or flagged lost, is uncertain, and a frame with any uncertain "
+            "box is dropped whole: leaving just that box out would show the detector an unlabelled object "
+            "as background. Boxes a person drew (keyframes) are never uncertain. The same rule as "
+            "`ibfp review --threshold`.",
+        ),
+    ] = DEFAULT_THRESHOLD,
+    val: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.99,
+            help="Fraction of videos or segments (see --split-by) for validation; 0: everything is train.",
+        ),
+    ] = DEFAULT_VAL_FRACTION,
+    split_by: Annotated[
+        SplitBy,
+        typer.Option(
+            help="Split unit: whole videos, or segments of --segment-frames consecutive frames, so that "
+            "neighbouring frames never land on both sides. Units are picked by a seeded hash: the same "
+            "split on every run."
+        ),
+    ] = "segment",
+    segment_frames: Annotated[
+        int, typer.Option(min=1, help="Frames per segment with --split-by segment (frame // N is the segment).")
+    ] = DEFAULT_SEGMENT_FRAMES,
+    seed: Annotated[int, typer.Option(help="Seed of the split; another seed picks other units.")] = 0,
+    image_format: Annotated[
+        ImageFormat, typer.Option(help="Image files: jpg (small) or png (lossless, the decoded pixels exactly).")
+    ] = "jpg",
+    quality: Annotated[
+        int, typer.Option(min=1, max=100, help="JPEG quality, 1-100 (png ignores it).")
+    ] = DEFAULT_JPEG_QUALITY,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Threads encoding and writing images. Default: one per CPU core.", show_default=False),
+    ] = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Write the frames and boxes as an image dataset for training a detector (YOLO or COCO).
+
+    Images are named <video stem>_<frame:06d>.<ext> (frame = 0-based decode index). Class ids
+    follow the labels in first-seen order (YOLO from 0, COCO from 1). Frames without boxes are
+    kept as background images (YOLO: no label file). Each video is decoded once.
+    """
+    with _reported_errors():
+        split = SplitConfig(val=val, by=split_by, segment_frames=segment_frames, seed=seed)
+        config = ExportConfig(
+            to=to,
+            every=every,
+            min_score=min_score,
+            split=split,
+            image_format=image_format,
+            quality=quality,
+            threads=threads,
+        )
+        export = export_batch if batch else export_video
+        with _progress() as stage:
+            result = export(video, boxes, out_dir, config, fmt=fmt, progress=stage)
+    if batch:
+        table = Table(title="export")
+        for column in ("video", "status", "message"):
+            table.add_column(column)
+        for v in result.videos:
+            style = "green" if v.status == "done" else "red"
+            table.add_row(escape(v.video), f"[{style}]{v.status}[/]", escape(v.message))
+        out.print(table)
+    else:
+        out.print(escape(result.videos[0].message))
+    classes = ", ".join(f"{i} {name}" for i, name in enumerate(result.classes))
+    out.print(
+        f"wrote {result.images('train')} train and {result.images('val')} val images to "
+        f"{escape(str(out_dir))} (classes: {escape(classes)})",
+        soft_wrap=True,
+    )
+    if to == "yolo":
+        out.print(f"next: yolo train data={escape(str(out_dir / 'data.yaml'))} model=yolo11n.pt", soft_wrap=True)
+    if result.failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command(name="frame")
+def frame_image(
+    video: Annotated[Path, typer.Argument(help="Video file.", show_default=False)],
+    out_file: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Image to write; .png keeps the decoded pixels exactly (.jpg is smaller, lossy).",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ],
+    frame: Annotated[
+        int, typer.Option("--frame", "-f", metavar="N", help="0-based decode index, the one `track --frame` takes.")
+    ] = 0,
+    grid: Annotated[
+        bool,
+        typer.Option(
+            "--grid",
+            help="Draw a pixel grid with each line's coordinate (x along the top, y down the left) "
+            "onto the frame, to read a box's x,y,w,h off the image in any viewer.",
+        ),
+    ] = False,
+    grid_step: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Grid spacing in px. Default: 10, 20, 50, ... for at most 20 lines across.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Write one decoded frame as an image, optionally with a coordinate grid."""
+    with _reported_errors():
+        width, height = write_frame_image(video, frame, out_file, grid=grid, step=grid_step)
+    out.print(f"wrote frame {frame} ({width}x{height}) to {escape(str(out_file))}", soft_wrap=True)
+
+
+@app.command(name="select")
+def select(
+    video: Annotated[Path, typer.Argument(help="Video file.", show_default=False)],
+    frame: Annotated[
+        int, typer.Option("--frame", "-f", metavar="N", help="0-based decode index of the frame to draw on.")
+    ] = 0,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME", help="Label of the objects (in the printed line and the seeds rows).", show_default=False
+        ),
+    ] = None,
+    seeds: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also append one row per box to this `ibfp batch` seeds CSV (created with a header if "
+            "missing); ids continue after the video's rows already there.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    out_name: Annotated[str, typer.Option("--out", help="The --out of the printed `ibfp track` line.")] = "boxes.csv",
+) -> None:
+    """Drag a box around each object on a frame; prints the matching `ibfp track` line.
+
+    Keys: n or enter: next object; u or backspace: undo; d, q or closing the window: done.
+    Needs a display and matplotlib with a GUI toolkit (install ibfp with its select extra);
+    without them, `ibfp frame VIDEO --grid` writes the frame with coordinates instead.
+    """
+    with _reported_errors():
+        boxes = select_boxes(video, frame)
+        if seeds is not None:
+            ids = append_seeds(seeds, video.name, frame, boxes, label)
+            err.print(f"added ids {', '.join(map(str, ids))} to {escape(str(seeds))}", soft_wrap=True)
+    out.print(escape(track_command(video, frame, boxes, label, out_name)), soft_wrap=True)
 
 
 # --- ibfp train ------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def low_confidence_segments(
     for track_id in annotations.ids():
         run: list[BoxRecord] = []
         for record in [*annotations.track(track_id), None]:
-            doubtful = record is not None and _doubtful(record, threshold)
+            doubtful = record is not None and is_doubtful(record, threshold)
             if run and not (doubtful and record.frame == run[-1].frame + 1):
                 if len(run) >= min_length:
                     segments.append(_segment(run))
@@ -108,7 +108,8 @@ def contact_sheet(
     return [s for s, _ in tiles]
 
 
-def _doubtful(record: BoxRecord, threshold: float) -> bool:
+def is_doubtful(record: BoxRecord, threshold: float) -> bool:
+    """A box the tracker was unsure of: lost, or scored below `threshold`; never a keyframe."""
     return not record.keyframe and (record.lost or record.score < threshold)
 
 
