@@ -265,49 +265,30 @@ def _assert_same_boxes(out: Path, reference: dict[str, np.ndarray]) -> None:
         np.testing.assert_allclose(boxes[stem], expected, rtol=0, atol=BOX_TOLERANCE_PX)
 
 
-def test_two_workers_give_the_plain_batchs_boxes_and_isolate_a_corrupt_video(
+def test_two_workers_give_the_plain_batchs_boxes_retry_a_killed_worker_and_isolate_a_corrupt_video(
     batch_videos, batch_reference, tmp_path
 ) -> None:
     folder, seeds = _with_corrupt_video(batch_videos, tmp_path)
     out = tmp_path / "out"
     seen: dict[str, int] = {}
-
-    class Progress:
-        def frames(self, video: str, stage: str, done: int, total: int) -> None:
-            seen[video] = done
-
-        def finished(self, result: BatchResult, done: int, total: int) -> None:
-            assert total == len(BATCH_VIDEOS) + 1
-
-    results = run_batch(folder, seeds, out, tracker="ibfp", device="cpu", workers=2, progress=Progress())
-    assert [(r.video, r.status) for r in results] == [*((v, "done") for v in BATCH_VIDEOS), ("bad.mp4", "failed")]
-    assert "corrupt" in results[-1].message
-    assert seen == dict.fromkeys(BATCH_VIDEOS, 40)  # every frame of every video reported to this process
-    _assert_same_boxes(out, batch_reference)
-    assert [r["status"] for r in _summary(out)] == ["failed", "done", "done", "done", "done"]
-
-
-def test_a_killed_worker_process_is_retried_and_leaves_no_partial_output(
-    batch_videos, batch_reference, tmp_path
-) -> None:
-    videos, seeds = batch_videos
-    two = tmp_path / "seeds.csv"
-    two.write_text("".join(seeds.read_text().splitlines(keepends=True)[:3]))  # header and v1, v2
-    out = tmp_path / "out"
     killed: list[int] = []
 
-    class KillMidVideo:
+    class KillOnceMidVideo:
         def frames(self, video: str, stage: str, done: int, total: int) -> None:
-            if not killed and 0 < done < total:
+            seen[video] = done
+            if not killed and 0 < done < total:  # both workers are busy: the pool breaks
                 for process in multiprocessing.active_children():
                     process.kill()
                     killed.append(process.pid)
 
         def finished(self, result: BatchResult, done: int, total: int) -> None:
-            pass
+            assert total == len(BATCH_VIDEOS) + 1
 
-    results = run_batch(videos, two, out, tracker="ibfp", device="cpu", workers=2, progress=KillMidVideo())
+    results = run_batch(folder, seeds, out, tracker="ibfp", device="cpu", workers=2, progress=KillOnceMidVideo())
     assert killed
-    assert [(r.video, r.status) for r in results if r.message != "no seeds"] == [("v1.mp4", "done"), ("v2.mp4", "done")]
-    assert _outputs(out) == ["v1.csv", "v2.csv"]  # no temporary file of the killed run left
-    _assert_same_boxes(out, {k: batch_reference[k] for k in ("v1", "v2")})
+    assert [(r.video, r.status) for r in results] == [*((v, "done") for v in BATCH_VIDEOS), ("bad.mp4", "failed")]
+    assert "corrupt" in results[-1].message
+    assert seen == dict.fromkeys(BATCH_VIDEOS, 40)  # every frame of every video reported to this process
+    assert _outputs(out) == [f"{Path(v).stem}.csv" for v in BATCH_VIDEOS]  # nothing left of the killed run
+    _assert_same_boxes(out, batch_reference)
+    assert [r["status"] for r in _summary(out)] == ["failed", "done", "done", "done", "done"]
