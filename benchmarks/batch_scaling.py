@@ -6,9 +6,11 @@ processes, and Ray, all in one run so the ratios hold on a busy machine too:
 
 Each configuration starts from an empty output folder, so every video is tracked. Ray is
 timed twice: with the start of its local cluster (`--ray local` as a user runs it) and on a
-cluster already running (as on a real cluster, joined with `--ray auto`). Ray's overhead is
-the share of the Ray run's time that the local run with as many workers did not need.
-Without Ray installed its rows are left out.
+cluster already running (as on a real cluster, joined with `--ray auto`). For each run with
+workers, "outside videos" is the share of the workers' time (workers x wall time) not spent
+inside a video (process or actor start, torch import, cluster start, scheduling, waiting on
+the slowest video); Ray's overhead is how much more of it a Ray run has than the local run
+with as many workers. Without Ray installed its rows are left out.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import argparse
 import os
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -43,14 +45,29 @@ def make_videos(folder: Path, count: int, frames: int) -> Path:
     return seeds
 
 
-def timed_batch(folder: Path, seeds: Path, out: Path, **options: object) -> tuple[float, int]:
-    """Seconds of one batch run into the empty folder `out`, and the frames it tracked."""
+@dataclass(frozen=True)
+class Run:
+    label: str
+    workers: int
+    seconds: float
+    frames: int
+    video_seconds: float
+    """Sum of the seconds each video took inside its worker."""
+
+    @property
+    def outside_videos(self) -> float:
+        return 1 - self.video_seconds / (self.workers * self.seconds)
+
+
+def timed_batch(label: str, folder: Path, seeds: Path, out: Path, workers: int = 1, **options: object) -> Run:
+    """One batch run into the empty folder `out`."""
     start = time.perf_counter()
-    results = run_batch(folder, seeds, out, tracker="ibfp", device="cpu", **options)
+    results = run_batch(folder, seeds, out, tracker="ibfp", device="cpu", workers=workers, **options)
     seconds = time.perf_counter() - start
     if any(r.status != "done" for r in results):
         raise SystemExit(f"a video did not finish: {[r for r in results if r.status != 'done']}")
-    return seconds, sum(r.frames or 0 for r in results)
+    frames = sum(r.frames or 0 for r in results)
+    return Run(label, workers, seconds, frames, sum(r.seconds or 0 for r in results))
 
 
 def main() -> None:
@@ -61,20 +78,18 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()[0]
 
-    rows: list[tuple[str, float, int]] = []
+    rows: list[Run] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         seeds = make_videos(folder, args.videos, args.frames)
-        runs = iter(range(1000))
 
-        def run(label: str, **options: object) -> float:
-            seconds, frames = timed_batch(folder, seeds, folder / f"out{next(runs)}", **options)
-            rows.append((label, seconds, frames))
-            return seconds
+        def run(label: str, **options: object) -> Run:
+            rows.append(timed_batch(label, folder, seeds, folder / f"out{len(rows)}", **options))
+            return rows[-1]
 
         run("batch (one video at a time, this process)")
         local = run(f"batch --workers {args.workers}", workers=args.workers)
-        ray_rows: list[tuple[str, float]] = []
+        ray_runs: list[Run] = []
         try:
             import ray
 
@@ -82,28 +97,28 @@ def main() -> None:
         except ImportError:
             ray = None
         if ray is not None:
-            with_start = run(f"batch --ray local --workers {args.workers}", workers=args.workers, ray=RayOptions())
+            ray_runs.append(run(f"batch --ray local --workers {args.workers}", workers=args.workers, ray=RayOptions()))
             ray.init(num_cpus=cpu_cores(), include_dashboard=False, log_to_driver=False)
             try:
-                running = run(
-                    f"batch --ray (cluster running) --workers {args.workers}", workers=args.workers, ray=RayOptions()
-                )
+                label = f"batch --ray (cluster running) --workers {args.workers}"
+                ray_runs.append(run(label, workers=args.workers, ray=RayOptions()))
             finally:
                 ray.shutdown()
-            ray_rows = [("with cluster start", with_start), ("cluster running", running)]
 
     size = f"{CLIP.width}x{CLIP.height}"
     table = Table(title=f"batch over {args.videos} clips of {size}, {args.frames} frames (IBFP, CPU)")
-    for column in ("configuration", "seconds", "frames", "frames/s", "vs one at a time"):
+    for column in ("configuration", "seconds", "frames", "frames/s", "vs one at a time", "outside videos"):
         table.add_column(column, justify="left" if column == "configuration" else "right")
-    base = rows[0][2] / rows[0][1]
-    for label, seconds, frames in rows:
-        speed = frames / seconds
-        table.add_row(label, f"{seconds:.1f}", str(frames), f"{speed:.1f}", f"x{speed / base:.2f}")
+    base = rows[0].frames / rows[0].seconds
+    for r in rows:
+        speed = r.frames / r.seconds
+        outside = f"{r.outside_videos:.0%}" if r.workers > 1 else ""
+        table.add_row(r.label, f"{r.seconds:.1f}", str(r.frames), f"{speed:.1f}", f"x{speed / base:.2f}", outside)
     console = Console()
     console.print(table)
-    for label, seconds in ray_rows:
-        console.print(f"Ray overhead, {label}: {max(0.0, 1 - local / seconds):.0%} of the Ray run's time")
+    for r in ray_runs:
+        extra = r.outside_videos - local.outside_videos
+        console.print(f"Ray overhead ({r.label}): {extra:+.0%} of its time beyond the local run's")
     console.print(f"{cpu_cores()} CPU cores; load average before the run {load:.1f}, after {os.getloadavg()[0]:.1f}")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .batch import BatchResult, ResultCallback, TrackOptions, VideoFrames, VideoJob, annotate, worker_died
-from .batch_pool import POLL_S, cpu_cores, throttled
+from .batch_pool import REPORT_INTERVAL_S, cpu_cores, throttled
 from .errors import IBFPError
 
 CPUS_PER_WORKER = 1
@@ -25,7 +25,10 @@ on small per-frame work (issue 12), and decoding runs in the same process."""
 DEFAULT_GPUS_PER_WORKER = 1.0
 """A whole GPU per worker unless told to share: one video's network batch rarely fills a GPU,
 but sharing is the user's call (memory per worker depends on the objects per video)."""
-INSTALL_HINT = "--ray needs Ray 2.x; install it with: pip install 'ibfp[ray]'"
+POLL_S = REPORT_INTERVAL_S
+"""How often the driver reads the progress queue (two calls to its actor) while it waits; a
+finished video is taken at once."""
+INSTALL_HINT = "--ray needs Ray 2.x: pip install -e '.[ray]' in the ibfp checkout (or pip install 'ray>=2.10,<3')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ def run_on_ray(
         raise IBFPError(INSTALL_HINT) from None
     if cluster.gpus_per_worker <= 0:
         raise IBFPError(f"--gpus-per-worker must be more than 0, not {cluster.gpus_per_worker}")
+    if not jobs:  # everything was done already: no cluster to start
+        return
     started_here = not ray.is_initialized()
     if started_here:
         try:
@@ -80,8 +85,7 @@ def run_on_ray(
             where = cluster.address or "a local cluster"
             raise IBFPError(f"cannot start or join Ray at {where}: {str(e).splitlines()[0]}") from None
     try:
-        if jobs:
-            _run(ray, jobs, options, cluster, workers, retries, frames, finished)
+        _run(ray, jobs, options, cluster, workers, retries, frames, finished)
     finally:
         if started_here:
             ray.shutdown()

@@ -359,7 +359,7 @@ def batch(
         typer.Option(
             "--ray",
             metavar="ADDRESS",
-            help="Run the videos on a Ray cluster (pip install 'ibfp[ray]'): local = a new cluster of "
+            help="Run the videos on a Ray cluster (needs Ray: ibfp's ray extra): local = a new cluster of "
             "this machine's cores, auto = the cluster this machine belongs to, or HOST:PORT. "
             "Videos and --out-dir must be at the same paths on every node.",
             show_default=False,

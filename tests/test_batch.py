@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import random
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ibfp_cli.batch import BatchResult, find_video, run_batch
+from ibfp_cli.batch_ray import RayOptions
 from ibfp_cli.batch_summary import COLUMNS, LOCK_NAME, SUMMARY_NAME, update_summary
 from ibfp_cli.errors import FormatError, IBFPError
 from ibfp_cli.formats import read_annotations
@@ -292,3 +294,11 @@ def test_two_workers_give_the_plain_batchs_boxes_retry_a_killed_worker_and_isola
     assert _outputs(out) == [f"{Path(v).stem}.csv" for v in BATCH_VIDEOS]  # nothing left of the killed run
     _assert_same_boxes(out, batch_reference)
     assert [r["status"] for r in _summary(out)] == ["failed", "done", "done", "done", "done"]
+
+
+def test_ray_batch_without_ray_installed_says_how_to_install_it(folder, tmp_path, small_video, monkeypatch) -> None:
+    _, truth = small_video
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(IBFPError, match=r"--ray needs Ray 2\.x: pip install"):
+        run_batch(folder, _seeds(tmp_path, [f"a.mp4,0,{_box(truth[0])}"]), tmp_path / "out", ray=RayOptions())
+    assert _outputs(tmp_path / "out") == []

@@ -53,10 +53,12 @@ def test_ray_batch_gives_the_plain_batchs_boxes_isolates_failures_and_resumes(
     out = tmp_path / "out"
     frames: dict[str, int] = {}
     finished: list[tuple[int, int]] = []
+    actors: set[str] = set()
 
     class Progress:
         def frames(self, video: str, stage: str, done: int, total: int) -> None:
             frames[video] = done
+            actors.update(n for n in ray.util.list_named_actors() if n.startswith("ibfp-batch-"))
 
         def finished(self, result: BatchResult, done: int, total: int) -> None:
             finished.append((done, total))
@@ -66,6 +68,7 @@ def test_ray_batch_gives_the_plain_batchs_boxes_isolates_failures_and_resumes(
     assert "corrupt" in results[-1].message
     assert frames == dict.fromkeys(BATCH_VIDEOS, 40)  # frames of every video reached the driver
     assert sorted(finished) == [(n, 5) for n in range(1, 6)]
+    assert len(actors) == CLUSTER_CPUS  # one worker per CPU ran all five videos, its network loaded once
     boxes = batch_boxes(out)
     assert sorted(boxes) == sorted(batch_reference)
     for stem, expected in batch_reference.items():
