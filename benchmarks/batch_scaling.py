@@ -3,6 +3,7 @@ processes, and Ray, all in one run so the ratios hold on a busy machine too:
 
     python benchmarks/batch_scaling.py                    # 4 clips of 160x120, 40 frames; --workers 2
     python benchmarks/batch_scaling.py --videos 8 --frames 100 --workers 4
+    python benchmarks/batch_scaling.py --device cuda --workers 4 --gpus-per-worker 0.25
 
 Each configuration starts from an empty output folder, so every video is tracked. Ray is
 timed twice: with the start of its local cluster (`--ray local` as a user runs it) and on a
@@ -27,6 +28,7 @@ from rich.table import Table
 
 from ibfp_cli.batch import run_batch
 from ibfp_cli.batch_pool import cpu_cores
+from ibfp_cli.batch_ray import DEFAULT_GPUS_PER_WORKER, RayOptions
 from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
 
 CLIP = SyntheticSpec(width=160, height=120, frames=40, object_size=(32, 24))
@@ -62,7 +64,7 @@ class Run:
 def timed_batch(label: str, folder: Path, seeds: Path, out: Path, workers: int = 1, **options: object) -> Run:
     """One batch run into the empty folder `out`."""
     start = time.perf_counter()
-    results = run_batch(folder, seeds, out, tracker="ibfp", device="cpu", workers=workers, **options)
+    results = run_batch(folder, seeds, out, tracker="ibfp", workers=workers, **options)
     seconds = time.perf_counter() - start
     if any(r.status != "done" for r in results):
         raise SystemExit(f"a video did not finish: {[r for r in results if r.status != 'done']}")
@@ -75,6 +77,8 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--frames", type=int, default=CLIP.frames)
     parser.add_argument("--workers", type=int, default=2, help="workers of the parallel rows")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--gpus-per-worker", type=float, default=DEFAULT_GPUS_PER_WORKER, help="Ray rows on CUDA")
     args = parser.parse_args()
     load = os.getloadavg()[0]
 
@@ -84,7 +88,8 @@ def main() -> None:
         seeds = make_videos(folder, args.videos, args.frames)
 
         def run(label: str, **options: object) -> Run:
-            rows.append(timed_batch(label, folder, seeds, folder / f"out{len(rows)}", **options))
+            out = folder / f"out{len(rows)}"
+            rows.append(timed_batch(label, folder, seeds, out, device=args.device, **options))
             return rows[-1]
 
         run("batch (one video at a time, this process)")
@@ -92,21 +97,20 @@ def main() -> None:
         ray_runs: list[Run] = []
         try:
             import ray
-
-            from ibfp_cli.batch_ray import RayOptions
         except ImportError:
             ray = None
         if ray is not None:
-            ray_runs.append(run(f"batch --ray local --workers {args.workers}", workers=args.workers, ray=RayOptions()))
-            ray.init(num_cpus=cpu_cores(), include_dashboard=False, log_to_driver=False)
+            cluster = RayOptions(gpus_per_worker=args.gpus_per_worker)
+            ray_runs.append(run(f"batch --ray local --workers {args.workers}", workers=args.workers, ray=cluster))
+            ray.init(include_dashboard=False, log_to_driver=False)  # this machine's CPUs and GPUs
             try:
                 label = f"batch --ray (cluster running) --workers {args.workers}"
-                ray_runs.append(run(label, workers=args.workers, ray=RayOptions()))
+                ray_runs.append(run(label, workers=args.workers, ray=cluster))
             finally:
                 ray.shutdown()
 
     size = f"{CLIP.width}x{CLIP.height}"
-    table = Table(title=f"batch over {args.videos} clips of {size}, {args.frames} frames (IBFP, CPU)")
+    table = Table(title=f"batch over {args.videos} clips of {size}, {args.frames} frames (IBFP, {args.device})")
     for column in ("configuration", "seconds", "frames", "frames/s", "vs one at a time", "outside videos"):
         table.add_column(column, justify="left" if column == "configuration" else "right")
     base = rows[0].frames / rows[0].seconds

@@ -33,11 +33,12 @@ INSTALL_HINT = "--ray needs Ray 2.x: pip install -e '.[ray]' in the ibfp checkou
 
 @dataclass(frozen=True, slots=True)
 class RayOptions:
-    """Where and how to run: `address` None starts a Ray cluster of this machine's cores for
-    the batch; "auto" or "HOST:PORT" joins a running one. Each actor asks for
+    """Where and how to run: `address` "local" starts a Ray cluster of this machine's cores
+    for the batch (and stops it after); "auto" or "HOST:PORT" joins a running one. A Ray
+    this process is already connected to is used as it is. Each actor asks for
     `gpus_per_worker` of a GPU when the network runs on CUDA (0.25: four share one GPU)."""
 
-    address: str | None = None
+    address: str = "local"
     gpus_per_worker: float = DEFAULT_GPUS_PER_WORKER
 
 
@@ -81,9 +82,8 @@ def run_on_ray(
     if started_here:
         try:
             ray.init(address=cluster.address, include_dashboard=False, logging_level=logging.WARNING)
-        except (ConnectionError, ValueError, RuntimeError) as e:
-            where = cluster.address or "a local cluster"
-            raise IBFPError(f"cannot start or join Ray at {where}: {str(e).splitlines()[0]}") from None
+        except Exception as e:  # Ray raises plain Exception too, e.g. when its node times out starting
+            raise IBFPError(f"cannot start or join Ray at {cluster.address}: {str(e).splitlines()[0]}") from None
     try:
         _run(ray, jobs, options, cluster, workers, retries, frames, finished)
     finally:
