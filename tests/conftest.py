@@ -65,9 +65,16 @@ def batch_videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def batch_reference(batch_videos, tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     """IBFP's boxes for each of BATCH_VIDEOS from a plain batch (one video after another, on
     the CPU, in this process): what parallel and cluster runs must reproduce."""
+    import torch
+
     videos, seeds = batch_videos
     out = tmp_path_factory.mktemp("batch_reference")
-    results = run_batch(videos, seeds, out, tracker="ibfp", device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker runs; OpenMP threads crawl on a CPU others keep busy
+    try:
+        results = run_batch(videos, seeds, out, tracker="ibfp", device="cpu")
+    finally:
+        torch.set_num_threads(threads)
     assert [r.status for r in results] == ["done"] * len(BATCH_VIDEOS)
     return batch_boxes(out)
 
