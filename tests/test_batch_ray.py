@@ -22,9 +22,10 @@ BOX_TOLERANCE_PX = 0.5
 """Cluster runs must give the plain batch's boxes to this (issue 13)."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> None:
-    """One local Ray cluster for all tests here; `run_batch` uses a connected Ray as it is."""
+    """One local Ray cluster for all the Ray tests (all in this module), stopped after them so
+    the rest of the suite runs without it; `run_batch` uses a connected Ray as it is."""
     ray.init(num_cpus=CLUSTER_CPUS, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
