@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -76,6 +77,18 @@ def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_partials(target: str | os.PathLike[str]) -> None:
+    """Remove the temporary files `atomic_output` left for `target` in a process that was
+    killed (a worker or node that died mid-video: no exception ran to clean up)."""
+    target = Path(target)
+    # mkstemp's random part has no dots, so another target's `.<stem>.<more>.` never matches
+    pattern = re.compile(rf"\.{re.escape(target.stem)}\.[^.]+\.partial{re.escape(target.suffix)}")
+    if target.parent.is_dir():
+        for path in target.parent.iterdir():
+            if pattern.fullmatch(path.name):
+                path.unlink(missing_ok=True)
 
 
 _NEW_FOLDER_MODE = 0o777

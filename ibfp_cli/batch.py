@@ -1,18 +1,30 @@
-"""Annotate a folder of videos from one seeds file, one output per video, resumable."""
+"""Annotate a folder of videos from one seeds file, one output per video, resumable.
+
+A batch is planned here (which videos, which outputs, which are already done), then its
+videos are run here one after another, in a pool of local worker processes
+(`batch_pool`) or on a Ray cluster (`batch_ray`). However they run, each finished video
+is recorded in `DIR/batch.csv` (`batch_summary`) as soon as it finishes.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from .atomic import ensure_folder
+from .atomic import ensure_folder, remove_partials
+from .batch_summary import update_summary
 from .errors import IBFPError
 from .formats import read_annotations, resolve_format
 from .pipeline import Seed, load_seeds, track_to_file
-from .progress import StageProgress
 from .render import render_video
+from .shards import Shard
+
+if TYPE_CHECKING:
+    from .batch_ray import RayOptions
 
 VIDEO_SUFFIXES: frozenset[str] = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
@@ -20,18 +32,64 @@ VIDEO_SUFFIXES: frozenset[str] = frozenset(
 """File suffixes taken for videos when listing a folder or completing a name without one."""
 PREVIEW_SUFFIX = ".preview.mp4"
 """A video's preview is written beside its boxes as `<stem>.preview.mp4`."""
+DEFAULT_RETRIES = 1
+"""Times a video is run again after the worker running it died (a crash, a lost node)."""
 
 BatchStatus = Literal["done", "skipped", "failed"]
+Stage = Literal["tracking", "rendering"]
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """What happened to one video: its name, status, a one-line message and its output file."""
+    """What happened to one video: its name, status, a one-line message, its output file and,
+    for a video run now, the frames tracked, the objects and the seconds it took."""
 
     video: str
     status: BatchStatus
     message: str
     output: Path | None = None
+    frames: int | None = None
+    objects: int | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackOptions:
+    """How every video of a batch is tracked (sent as is to worker processes)."""
+
+    fmt: str = "csv"
+    tracker: str = "ibfp"
+    device: str = "auto"
+    weights: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoJob:
+    """One video to run: its name in the seeds file, its file, seeds and outputs."""
+
+    name: str
+    video: Path
+    seeds: tuple[Seed, ...]
+    out: Path
+    preview: Path | None
+
+
+class BatchProgress(Protocol):
+    """What a batch reports while it runs, wherever its videos run."""
+
+    def frames(self, video: str, stage: Stage, done: int, total: int) -> None:
+        """`done` of `total` frames of `video` went through `stage`."""
+
+    def finished(self, result: BatchResult, done: int, total: int) -> None:
+        """A video finished (done, failed or skipped by its worker); `done` of `total` have."""
+
+
+FramesCallback = Callable[[Stage, int, int], None]
+"""Called as report(stage, done, total) while one video is processed."""
+VideoFrames = Callable[[str, Stage, int, int], None]
+"""Called as frames(video, stage, done, total) in the process that runs the batch."""
+ResultCallback = Callable[[BatchResult], None]
+"""Called with each video's result as it finishes, in the process that runs the batch."""
 
 
 def run_batch(
@@ -44,47 +102,102 @@ def run_batch(
     device: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     render: bool = False,
-    progress: StageProgress | None = None,
+    shard: Shard | None = None,
+    workers: int | None = None,
+    retries: int = DEFAULT_RETRIES,
+    ray: RayOptions | None = None,
+    progress: BatchProgress | None = None,
 ) -> list[BatchResult]:
     """Track the seeded objects of each video in `folder`, writing `<stem>.<ext>` to `out_dir`.
 
     Existing outputs are skipped (they are complete: every output is written atomically);
     a video that fails is reported and the others go on; videos without seeds are listed
     as skipped. The seeds file, format and output folder are checked before any video.
+    `shard` keeps only that shard's seeded videos. `workers` videos run at once: here in
+    worker processes (default 1, in this process), or as Ray actors with `ray` (default:
+    as many as the cluster has room for). A video whose worker died is run again up to
+    `retries` times. Every result is also merged into `out_dir/batch.csv`.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise IBFPError(f"video folder {folder} does not exist")
     seeds = load_seeds(seeds_csv)
     extension = resolve_format(Path(out_dir), fmt).extensions[0]
+    if workers is not None and workers < 1:
+        raise IBFPError(f"--workers must be 1 or more, not {workers}")
+    if retries < 0:
+        raise IBFPError(f"--retries must be 0 or more, not {retries}")
     out_dir = ensure_folder(out_dir)
+    options = TrackOptions(fmt, tracker, device, Path(weights) if weights is not None else None)
 
-    results: list[BatchResult] = []
-    seeded: set[Path] = set()
+    planned, jobs = _plan(folder, seeds, out_dir, extension, render, shard)
+    results = {r.video: r for r in planned}
+    update_summary(out_dir, planned)
+
+    def finished(result: BatchResult) -> None:
+        results[result.video] = result
+        update_summary(out_dir, [result])
+        if progress is not None:
+            progress.finished(result, len(results) - len(planned), len(jobs))
+
+    frames = progress.frames if progress is not None else None
+    if ray is not None:
+        from .batch_ray import run_on_ray
+
+        run_on_ray(jobs, options, ray, workers, retries, frames, finished)
+    elif workers is not None and workers > 1 and len(jobs) > 1:
+        from .batch_pool import run_in_pool
+
+        run_in_pool(jobs, options, workers, retries, frames, finished)
+    else:
+        for job in jobs:
+            report = (lambda stage, done, total, name=job.name: frames(name, stage, done, total)) if frames else None
+            finished(annotate(job, options, report))
+    order = [*seeds, *(r.video for r in planned)]
+    return [results[name] for name in dict.fromkeys(order) if name in results]
+
+
+def _plan(
+    folder: Path, seeds: dict[str, list[Seed]], out_dir: Path, extension: str, render: bool, shard: Shard | None
+) -> tuple[list[BatchResult], list[VideoJob]]:
+    """Results known without running anything (missing or clashing videos, finished outputs,
+    videos without seeds) and the jobs to run, in the seeds file's order."""
+    listing = videos_in(folder)
+    keep = set(shard.select(seeds)) if shard is not None else set(seeds)
+    known: list[BatchResult] = []
+    jobs: list[VideoJob] = []
+    writers: dict[Path, str] = {}  # output -> the seeds name that writes it (over all shards)
     for name, video_seeds in seeds.items():
         try:
-            video = find_video(folder, name)
-            seeded.add(video.resolve())
+            video = find_video(folder, name, listing)
             out = out_dir / f"{video.stem}{extension}"
-            if any(r.output == out for r in results):
+            if writers.setdefault(out, name) != name:
                 raise IBFPError(f"another video already wrote {out.name}; rename one of them")
-            preview = out_dir / f"{video.stem}{PREVIEW_SUFFIX}" if render else None
-            results.append(_annotate(video, name, video_seeds, out, preview, fmt, tracker, device, weights, progress))
         except IBFPError as e:
-            results.append(BatchResult(name, "failed", str(e)))
-    for video in videos_in(folder):
-        if video.resolve() not in seeded:
-            results.append(BatchResult(video.name, "skipped", "no seeds"))
-    return results
+            if name in keep:
+                known.append(BatchResult(name, "failed", str(e)))
+            continue
+        if name not in keep:
+            continue
+        preview = out_dir / f"{video.stem}{PREVIEW_SUFFIX}" if render else None
+        if out.exists() and (preview is None or preview.exists()):
+            known.append(BatchResult(name, "skipped", f"{out.name} already exists", out))
+        else:
+            jobs.append(VideoJob(name, video, tuple(video_seeds), out, preview))
+    for video in listing:
+        if video.name not in seeds and video.stem not in seeds:
+            known.append(BatchResult(video.name, "skipped", "no seeds"))
+    return known, jobs
 
 
-def find_video(folder: Path, name: str) -> Path:
-    """The video `name` in `folder`: that file, or the one video file whose stem is `name`."""
+def find_video(folder: Path, name: str, videos: Sequence[Path] | None = None) -> Path:
+    """The video `name` in `folder`: that file, or the one video file whose stem is `name`.
+    `videos` is the folder's listing when the caller already has it."""
     path = folder / name
     if path.is_file():
         return path
     if not Path(name).suffix:
-        candidates = [p for p in videos_in(folder) if p.stem == name]
+        candidates = [p for p in (videos_in(folder) if videos is None else videos) if p.stem == name]
         if len(candidates) == 1:
             return candidates[0]
         if candidates:
@@ -98,35 +211,56 @@ def videos_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
-def _annotate(
-    video: Path,
-    name: str,
-    seeds: list[Seed],
-    out: Path,
-    preview: Path | None,
-    fmt: str,
-    tracker: str,
-    device: str,
-    weights: str | os.PathLike[str] | None,
-    progress: StageProgress | None,
-) -> BatchResult:
-    """Track one video and render its preview, skipping whatever a previous run finished."""
-    if out.exists() and (preview is None or preview.exists()):
-        return BatchResult(name, "skipped", f"{out.name} already exists", out)
-    if out.exists():
-        annotations = read_annotations(out, fmt)
-    else:
-        annotations = track_to_file(
-            video,
-            seeds,
-            out,
-            fmt=fmt,
-            tracker=tracker,
-            device=device,
-            weights=weights,
-            progress=progress(f"tracking {video.name}") if progress else None,
-        )
-    if preview is not None:
-        render_video(video, annotations, preview, progress=progress(f"rendering {video.name}") if progress else None)
+def annotate(job: VideoJob, options: TrackOptions, report: FramesCallback | None = None) -> BatchResult:
+    """Track one video and render its preview, skipping whatever a previous run finished.
+
+    Runs wherever the batch puts it (this process, a worker process, a Ray actor). Any error
+    fails this video only; leftovers of a run killed on this video are removed first.
+    """
+    start = time.perf_counter()
+    for target in (job.out, job.preview):
+        if target is not None:
+            remove_partials(target)
+    try:
+        if job.out.exists():
+            annotations = read_annotations(job.out, options.fmt)
+        else:
+            annotations = track_to_file(
+                job.video,
+                job.seeds,
+                job.out,
+                fmt=options.fmt,
+                tracker=options.tracker,
+                device=options.device,
+                weights=options.weights,
+                progress=(lambda done, total: report("tracking", done, total)) if report else None,
+            )
+        if job.preview is not None:
+            render_video(
+                job.video,
+                annotations,
+                job.preview,
+                progress=(lambda done, total: report("rendering", done, total)) if report else None,
+            )
+    except Exception as e:  # one bad video never stops the others (IBFPError or not)
+        message = str(e) if isinstance(e, IBFPError) else f"{type(e).__name__}: {e}"
+        return BatchResult(job.name, "failed", message, seconds=time.perf_counter() - start)
     objects = len(annotations.ids())
-    return BatchResult(name, "done", f"{len(annotations.records)} boxes of {objects} object(s)", out)
+    return BatchResult(
+        job.name,
+        "done",
+        f"{len(annotations.records)} boxes of {objects} object(s)",
+        job.out,
+        frames=len({r.frame for r in annotations.records}),
+        objects=objects,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def worker_died(job: VideoJob, attempts: int) -> BatchResult:
+    """The result of a video whose worker died on each of its `attempts`; removes its leftovers."""
+    for target in (job.out, job.preview):
+        if target is not None:
+            remove_partials(target)
+    times = "once" if attempts == 1 else f"{attempts} times"
+    return BatchResult(job.name, "failed", f"the worker running it died ({times}); run the batch again to retry")

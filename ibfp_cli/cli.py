@@ -28,7 +28,9 @@ from rich.text import Text
 from . import __version__, help_style
 from .annotations import DEFAULT_LABEL
 from .atomic import check_output
-from .batch import run_batch
+from .batch import DEFAULT_RETRIES, BatchResult, run_batch
+from .batch_ray import DEFAULT_GPUS_PER_WORKER, RayOptions
+from .batch_summary import SUMMARY_NAME
 from .boxes import BoxFormat, parse_box
 from .config import TrainConfig
 from .convert import convert_annotations
@@ -46,6 +48,7 @@ from .progress import ProgressCallback, StageProgress
 from .render import render_video
 from .review import DEFAULT_THRESHOLD, MAX_TILES, contact_sheet, low_confidence_segments
 from .select_box import append_seeds, select_boxes, track_command
+from .shards import Shard, parse_shard
 from .trackers import create_tracker, tracker_descriptions, tracker_names
 from .video import probe
 
@@ -129,15 +132,14 @@ class _Speed(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        text = f"{speed:.1f} {self.unit}/s" if speed else f"-- {self.unit}/s"
+        unit = task.fields.get("unit", self.unit)
+        text = f"{speed:.1f} {unit}/s" if speed else f"-- {unit}/s"
         return Text(text, style="progress.data.speed")
 
 
-@contextmanager
-def _progress(unit: str = "frames") -> Iterator[StageProgress]:
-    """Progress bars on stderr; yields a function that starts a bar for a stage and returns
-    that stage's progress(done, total) callback. Nothing is drawn before the first report."""
-    bars = Progress(
+def _progress_bars(unit: str) -> Progress:
+    """Bars on stderr: description, bar, done/total, speed in `unit`/s (or a task's own unit), time left."""
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -145,6 +147,13 @@ def _progress(unit: str = "frames") -> Iterator[StageProgress]:
         TimeRemainingColumn(),
         console=err,
     )
+
+
+@contextmanager
+def _progress(unit: str = "frames") -> Iterator[StageProgress]:
+    """Progress bars on stderr; yields a function that starts a bar for a stage and returns
+    that stage's progress(done, total) callback. Nothing is drawn before the first report."""
+    bars = _progress_bars(unit)
 
     def stage(description: str) -> ProgressCallback:
         task: list[TaskID] = []
@@ -309,6 +318,19 @@ def render(
         out.print(f"wrote preview {escape(str(out_file))}")
 
 
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise typer.BadParameter(f"{value:g} is not more than 0")
+    return value
+
+
 @app.command()
 def convert(
     boxes: Annotated[
@@ -382,7 +404,7 @@ def batch(
     out_dir: Annotated[
         Path,
         typer.Option(
-            help="Folder for the outputs, one <video stem>.<format extension> per video; "
+            help="Folder for the outputs, one <video stem>.<format extension> per video, and batch.csv; "
             "created if missing. Outputs already there are skipped (resume).",
             show_default=False,
             file_okay=False,
@@ -393,9 +415,51 @@ def batch(
     device: DeviceOption = "auto",
     weights: WeightsOption = None,
     render: Annotated[bool, typer.Option(help="Also write a preview <video stem>.preview.mp4 per video.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Videos tracked at once, each in its own process, the CPU cores divided between them. "
+            "Default: 1 (in this process); with --ray, as many as the cluster has room for.",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    shard: Annotated[
+        Shard | None,
+        typer.Option(
+            parser=_shard,
+            metavar="K/N",
+            help="Run only shard K of N (1-based): the seeded videos sorted by name, every N-th from "
+            "the K-th. Shards 1..N together cover every video once; for job arrays.",
+            show_default=False,
+        ),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run the videos on a Ray cluster (needs Ray: ibfp's ray extra): local = a new cluster of "
+            "this machine's cores, auto = the cluster this machine belongs to, or HOST:PORT. "
+            "Videos and --out-dir must be at the same paths on every node.",
+            show_default=False,
+        ),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float,
+        typer.Option(
+            help="With --ray and the network on CUDA: the share of a GPU each worker asks for "
+            "(0.25: four workers share one GPU).",
+            callback=_positive,
+        ),
+    ] = DEFAULT_GPUS_PER_WORKER,
+    retries: Annotated[
+        int, typer.Option(help="Times a video is run again after the worker running it died.", min=0)
+    ] = DEFAULT_RETRIES,
 ) -> None:
     """Annotate every video of a folder from one seeds file; exit 1 if any video failed."""
-    with _reported_errors(), _progress() as stage:
+    cluster = RayOptions(ray, gpus_per_worker) if ray is not None else None
+    with _reported_errors(), _BatchBars() as bars:
         results = run_batch(
             folder,
             seeds,
@@ -405,17 +469,68 @@ def batch(
             device=device,
             weights=weights,
             render=render,
-            progress=stage,
+            shard=shard,
+            workers=workers,
+            retries=retries,
+            ray=cluster,
+            progress=bars,
         )
-    table = Table(title="batch")
+    title = f"batch, shard {shard}" if shard is not None else "batch"
+    table = Table(title=title)
     for column in ("video", "status", "message"):
         table.add_column(column)
     styles = {"done": "green", "skipped": "yellow", "failed": "red"}
     for r in results:
         table.add_row(escape(r.video), f"[{styles[r.status]}]{r.status}[/]", escape(r.message))
     out.print(table)
+    out.print(f"record of every run into this folder: {escape(str(out_dir / SUMMARY_NAME))}")
     if any(r.status == "failed" for r in results):
         raise typer.Exit(EXIT_ERROR)
+
+
+class _BatchBars:
+    """Batch progress on stderr: videos finished, frames tracked over all videos, and one bar
+    per video stage while it runs (wherever it runs). Nothing is drawn before the first report."""
+
+    def __init__(self) -> None:
+        self.bars = _progress_bars("frames")
+        self.videos: TaskID | None = None
+        self.tracked: TaskID | None = None
+        self.stages: dict[tuple[str, str], TaskID] = {}
+        self.totals: dict[str, int] = {}  # video -> frames to track
+        self.done: dict[str, int] = {}  # video -> frames tracked
+
+    def __enter__(self) -> _BatchBars:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.bars.stop()
+
+    def _start(self) -> None:
+        if self.videos is None:
+            self.bars.start()
+            self.videos = self.bars.add_task("videos", total=None, unit="videos")
+            self.tracked = self.bars.add_task("frames tracked, all videos", total=None)
+
+    def frames(self, video: str, stage: str, done: int, total: int) -> None:
+        self._start()
+        key = (video, stage)
+        if key not in self.stages:
+            self.stages[key] = self.bars.add_task(f"{stage} {escape(video)}", total=total)
+        self.bars.update(self.stages[key], completed=done, total=total)
+        if stage == "tracking":
+            self.totals[video], self.done[video] = total, done
+            self.bars.update(self.tracked, completed=sum(self.done.values()), total=sum(self.totals.values()))
+
+    def finished(self, result: BatchResult, done: int, total: int) -> None:
+        self._start()
+        self.bars.update(self.videos, completed=done, total=total)
+        for key in [k for k in self.stages if k[0] == result.video]:
+            self.bars.remove_task(self.stages.pop(key))
+        if result.status != "done":  # frames of a failed video are not counted as tracked
+            self.totals.pop(result.video, None)
+            self.done.pop(result.video, None)
+            self.bars.update(self.tracked, completed=sum(self.done.values()), total=sum(self.totals.values()))
 
 
 @app.command()

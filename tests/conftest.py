@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ibfp_cli.batch import run_batch
+from ibfp_cli.formats import read_annotations
 from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -15,6 +18,10 @@ SOT_DIR = REPO_ROOT.parent / "shared" / "data" / "sot"
 
 SMALL_SPEC = SyntheticSpec(width=160, height=120, frames=40, object_size=(32, 24), seed=7)
 """The clip behind `small_video`; render it again with `render_synthetic` to get its frames."""
+
+
+BATCH_VIDEOS = ("v1.mp4", "v2.mp4", "v3.mp4", "v4.mp4")
+"""The four generated clips of `batch_videos` (SMALL_SPEC's size and length, seeds 1..4)."""
 
 
 def sot_dir() -> Path | None:
@@ -36,3 +43,45 @@ def shared_data() -> Path:
     if folder is None:
         pytest.skip(f"real data folder {SOT_DIR} is absent")
     return folder
+
+
+@pytest.fixture(scope="session")
+def batch_videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A folder with BATCH_VIDEOS (four different 160x120, 40-frame clips) and a seeds file
+    with each clip's true box on frame 0."""
+    folder = tmp_path_factory.mktemp("batch_videos")
+    videos = folder / "videos"
+    videos.mkdir()
+    rows = ["video,frame,x,y,w,h"]
+    for seed, name in enumerate(BATCH_VIDEOS, start=1):
+        truth = write_synthetic_video(videos / name, replace(SMALL_SPEC, seed=seed))
+        rows.append(f"{name},0,{','.join(f'{v:g}' for v in truth[0])}")
+    seeds = folder / "seeds.csv"
+    seeds.write_text("\n".join(rows) + "\n")
+    return videos, seeds
+
+
+@pytest.fixture(scope="session")
+def batch_reference(batch_videos, tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
+    """IBFP's boxes for each of BATCH_VIDEOS from a plain batch (one video after another, on
+    the CPU, in this process): what parallel and cluster runs must reproduce."""
+    import torch
+
+    videos, seeds = batch_videos
+    out = tmp_path_factory.mktemp("batch_reference")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker runs; OpenMP threads crawl on a CPU others keep busy
+    try:
+        results = run_batch(videos, seeds, out, tracker="ibfp", device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.status for r in results] == ["done"] * len(BATCH_VIDEOS)
+    return batch_boxes(out)
+
+
+def batch_boxes(out_dir: Path) -> dict[str, np.ndarray]:
+    """Each CSV output's boxes as an (N, 4) array, keyed by video stem."""
+    return {
+        path.stem: np.array([r.box.xywh() for r in read_annotations(path).records])
+        for path in sorted(out_dir.glob("v*.csv"))
+    }

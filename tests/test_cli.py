@@ -322,16 +322,54 @@ def test_batch_reports_failure_and_resumes(batch_folder, tmp_path) -> None:
     out_dir = tmp_path / "out"
     result = ibfp("batch", folder, "--seeds", seeds, "--out-dir", out_dir, "--format", "mot", "--tracker", "kcf")
     assert result.exit_code == 1
-    assert sorted(p.name for p in out_dir.iterdir()) == ["a.txt", "b.txt"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [".batch.csv.lock", "a.txt", "b.txt", "batch.csv"]
     assert len(read_annotations(out_dir / "b.txt").records) == probe(folder / "b.mp4").frame_count - 5
     assert "missing.mp4" in result.stdout and "failed" in result.stdout
     assert "no seeds" in result.stdout and "Traceback" not in result.output
 
-    mtimes = {p: p.stat().st_mtime_ns for p in out_dir.iterdir()}
+    mtimes = {p: p.stat().st_mtime_ns for p in out_dir.glob("*.txt")}
     again = ibfp("batch", folder, "--seeds", seeds, "--out-dir", out_dir, "--format", "mot", "--tracker", "kcf")
     assert again.exit_code == 1
-    assert {p: p.stat().st_mtime_ns for p in out_dir.iterdir()} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in out_dir.glob("*.txt")} == mtimes
     assert again.stdout.count("already exists") == 2
+
+
+def test_batch_shards_together_do_the_whole_batch(batch_folder, tmp_path) -> None:
+    folder, seeds = batch_folder
+    out_dir = tmp_path / "out"
+    shards = [
+        ibfp("batch", folder, "--seeds", seeds, "--out-dir", out_dir, "--tracker", "kcf", "--shard", f"{k}/3")
+        for k in (1, 2, 3)
+    ]
+    # sorted names a.mp4, b, missing.mp4: one per shard; only the missing video's shard fails
+    assert [r.exit_code for r in shards] == [0, 0, 1]
+    assert "batch, shard 2/3" in shards[1].stdout
+    assert sorted(p.name for p in out_dir.glob("*.csv")) == ["a.csv", "b.csv", "batch.csv"]
+    rows = (out_dir / "batch.csv").read_text().splitlines()
+    assert rows[0] == "video,status,frames,objects,seconds,error"
+    assert [r.split(",")[:2] for r in rows[1:]] == [
+        ["a.mp4", "done"],
+        ["b", "done"],
+        ["c.mp4", "skipped"],
+        ["missing.mp4", "failed"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--shard", "3/2", "need 1 <= K <= N"),
+        ("--shard", "1of2", "not K/N"),
+        ("--gpus-per-worker", "0", "not more than 0"),
+        ("--workers", "0", "--workers"),
+    ],
+)
+def test_batch_usage_mistakes_are_one_line_with_exit_2(batch_folder, tmp_path, option, value, message) -> None:
+    folder, seeds = batch_folder
+    result = ibfp("batch", folder, "--seeds", seeds, "--out-dir", tmp_path / "out", option, value)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_batch_with_malformed_seeds_file(batch_folder, tmp_path) -> None:
