@@ -239,7 +239,7 @@ def test_report_markdown_has_the_peers_layout(dataset, tmp_path):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "## Overall (2 sequences)" in text
     assert "| tracker | AUC | Prec@20 | NormPrec@0.2 | AO | SR0.5 | SR0.75 | FPS | AUC 90% interval |" in text
-    assert "| tracker | Centred | Size ratio | |log aspect| |" in text
+    assert "| tracker | Centred | Size ratio | Aspect error |" in text
     assert "| sequence | frames scored | test-constant | test-slow |" in text
     assert f"| long | {LONG_FRAMES - 1} | {LONG_AUC:.3f} | {LONG_AUC:.3f} |" in text
     with open(tmp_path / "out" / "summary.csv", newline="") as f:

@@ -32,7 +32,7 @@ METRIC_LABELS = {
 }
 """Column name -> heading, in the order of PEERS.md's tables (plus GOT-10k's AO and SR)."""
 
-FIT_LABELS = {"centred": "Centred", "size_ratio": "Size ratio", "aspect_error": "|log aspect|"}
+FIT_LABELS = {"centred": "Centred", "size_ratio": "Size ratio", "aspect_error": "Aspect error"}
 """Box fit (evaluate.boxfit.BoxFit): share of frames on the target, and how its box fits there."""
 
 PER_SEQUENCE_COLUMNS = ("tracker", "sequence", "frames", "frames_scored", *METRIC_LABELS, *FIT_LABELS)
@@ -75,7 +75,7 @@ PROTOCOL = (
     f"AUC interval: {BOOTSTRAP_LEVEL:.0%} bootstrap over sequences ({BOOTSTRAP_SAMPLES:,} resamples). "
     "Box fit, on the frames where the box centre is within half a target size (sqrt(w h)) of the "
     "true centre (Centred: their share): Size ratio, the median sqrt(w h / w_true h_true); "
-    "|log aspect|, the mean |log((w / h) / (w_true / h_true))|; each a mean over sequences."
+    "Aspect error, the mean of abs(log((w / h) / (w_true / h_true))); each a mean over sequences."
 )
 
 NETWORK_PROTOCOL = (
@@ -204,7 +204,7 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
     if report.network is not None:
         lines += ["", "## IBFP network check", "", NETWORK_PROTOCOL, ""]
         lines += _markdown_table(
-            ["sequence", "frames", "mean IoU", "median size ratio", "mean |log aspect|"],
+            ["sequence", "frames", "mean IoU", "median size ratio", "mean aspect error"],
             [
                 [
                     row.sequence,
