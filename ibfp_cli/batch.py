@@ -42,6 +42,7 @@ def run_batch(
     fmt: str = "csv",
     tracker: str = "ibfp",
     device: str = "auto",
+    backend: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     render: bool = False,
     progress: StageProgress | None = None,
@@ -69,7 +70,9 @@ def run_batch(
             if any(r.output == out for r in results):
                 raise IBFPError(f"another video already wrote {out.name}; rename one of them")
             preview = out_dir / f"{video.stem}{PREVIEW_SUFFIX}" if render else None
-            results.append(_annotate(video, name, video_seeds, out, preview, fmt, tracker, device, weights, progress))
+            results.append(
+                _annotate(video, name, video_seeds, out, preview, fmt, tracker, device, backend, weights, progress)
+            )
         except IBFPError as e:
             results.append(BatchResult(name, "failed", str(e)))
     for video in videos_in(folder):
@@ -107,6 +110,7 @@ def _annotate(
     fmt: str,
     tracker: str,
     device: str,
+    backend: str,
     weights: str | os.PathLike[str] | None,
     progress: StageProgress | None,
 ) -> BatchResult:
@@ -123,6 +127,7 @@ def _annotate(
             fmt=fmt,
             tracker=tracker,
             device=device,
+            backend=backend,
             weights=weights,
             progress=progress(f"tracking {video.name}") if progress else None,
         )

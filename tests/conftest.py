@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,16 @@ SMALL_SPEC = SyntheticSpec(width=160, height=120, frames=40, object_size=(32, 24
 def sot_dir() -> Path | None:
     """The real SOT data folder, or None where it is absent."""
     return SOT_DIR if SOT_DIR.is_dir() else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported ONNX graphs go to a folder of this test session, not the user's cache
+    (the CLI's subprocesses inherit the setting)."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("onnx_cache")
+        patch.setenv("IBFP_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
