@@ -109,10 +109,10 @@ def exported_graphs(model: IBFP) -> dict[str, bytes]:
 
 
 def export_graphs(model: IBFP) -> dict[str, bytes]:
-    """Export the backbone and head graphs of a CPU fp32 copy of the model's weights."""
+    """Export the backbone and head graphs of a CPU fp32 copy of the model, head branches fused."""
     cpu = IBFP(model.config)
     cpu.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
-    cpu.eval()
+    cpu = cpu.for_inference()
     mc = cpu.config
     size = mc.input_size
     crops = torch.zeros(1, size, size, 3, dtype=torch.uint8)

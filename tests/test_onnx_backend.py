@@ -14,6 +14,7 @@ from ibfp_cli.backends import OnnxNetwork, TorchNetwork, network, onnx_available
 from ibfp_cli.boxes import Box
 from ibfp_cli.errors import IBFPError
 from ibfp_cli.evaluate.datasets import read_gt_csv
+from ibfp_cli.model.head import FusedHead, Head
 from ibfp_cli.model.ibfp import IBFP, Template
 from ibfp_cli.synthetic import SyntheticSpec, render_synthetic
 from ibfp_cli.tracker import IBFPTracker, StageTimes
@@ -28,7 +29,7 @@ pytestmark = [
 BOX_TOLERANCE_PX = 0.5  # issue 12: boxes within 0.5 px of the torch path's on every frame
 SCORE_TOLERANCE = 1e-3  # issue 12: scores within 1e-3 (fp32)
 MAP_TOLERANCE = 1e-4  # network outputs from the same inputs: fp32 sums in another order
-SPEC = SyntheticSpec(width=160, height=120, frames=40, object_size=(32, 24), distractors=1, seed=7)
+SPEC = SyntheticSpec(width=160, height=120, frames=24, object_size=(32, 24), distractors=1, seed=7)
 REAL_SEQUENCE = "otb_Crossing"  # a validation-split clip (tests/test_shipped_weights.py), 120 frames
 OTHERS = (Box(100, 10, 40, 40), Box(10, 80, 60, 24))
 """Two more objects on the generated clip, the second wide, so template kernels differ in size."""
@@ -104,6 +105,30 @@ def test_graphs_are_cached_by_the_weights_hash(tmp_path, monkeypatch) -> None:
     with torch.no_grad():
         other.head.centre[-1].bias += 1e-3
     assert onnx_export.model_key(other) != onnx_export.model_key(model)
+
+
+@pytest.mark.parametrize("norm_groups", [0, 8])  # BatchNorm and GroupNorm heads
+def test_fused_head_gives_the_trained_heads_outputs(norm_groups: int) -> None:
+    head = Head(cin=16, hidden=24, layers=4, stride=8, norm_groups=norm_groups)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # trained-looking norms: statistics and affine parameters away from 0 and 1
+        for module in head.modules():
+            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=gen))
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen))
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) + 0.5)
+    head.eval()
+    fused = FusedHead(head).eval()
+    convs = [m for m in fused.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == len(head.centre)  # one conv per layer, for both branches
+    x = torch.randn(2, 16, 12, 12, generator=gen)
+    with torch.inference_mode():
+        (centre, ltrb), (fused_centre, fused_ltrb) = head(x), fused(x)
+    assert fused_centre.shape == centre.shape == (2, 1, 12, 12) and fused_ltrb.shape == ltrb.shape == (2, 4, 12, 12)
+    assert torch.allclose(fused_centre, centre, atol=1e-5)
+    assert torch.allclose(fused_ltrb, ltrb, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kernels", [(7,), (3, 11, 17)])
