@@ -98,7 +98,12 @@ class OnlineMemory:
 
 
 class IBFPTracker:
-    """The IBFP tracker behind the SingleObjectTracker contract."""
+    """The IBFP tracker behind the SingleObjectTracker contract.
+
+    `device`: auto (CUDA when torch sees a GPU), cpu or cuda. `backend`: how the network runs,
+    onnx (ONNX Runtime, CPU only), torch, or auto (onnx on the CPU when onnxruntime is
+    installed, else torch); see ibfp_cli.backends.
+    """
 
     name = "ibfp"
 
