@@ -87,7 +87,7 @@ DeviceOption = Annotated[
 BackendOption = Annotated[
     BackendName,
     typer.Option(
-        help="How the IBFP network runs: onnx = ONNX Runtime (CPU only; about 2x faster there), "
+        help="How the IBFP network runs: onnx = ONNX Runtime (CPU only, the faster path there), "
         "torch = PyTorch (CPU or CUDA; the fallback), auto = onnx on the CPU when onnxruntime is "
         "installed, else torch. The ONNX graphs are exported from the weights at first use and cached "
         "in $IBFP_CACHE_DIR (default ~/.cache/ibfp)."
