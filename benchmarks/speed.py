@@ -1,12 +1,15 @@
-"""Per-frame speed of IBFP, split by stage, against PyAV decode-only and OpenCV's MIL tracker.
+"""Per-frame speed of IBFP on each backend, split by stage, against PyAV decode, MIL and NanoTrack.
 
 All figures come from one run on the same video, so the ratios hold on any machine:
 
-    python benchmarks/speed.py                       # generated 640x480 clip, CPU (2 threads) and CUDA if present
+    python benchmarks/speed.py                       # generated 640x480 clip, 2 CPU threads (and CUDA if present)
     python benchmarks/speed.py --video clip.mp4 --box 100,50,80,120 --frames 300
 
-A second table times several objects on the same frames (--objects, default 4): each updated
-on its own, against all updated together with their search crops in one network batch.
+Tables: one object per backend (torch, onnx) by stage; several objects (--objects, default 4)
+updated one by one and in one network batch; a per-operator profile of fusion+head on both
+backends; `ibfp batch` over generated videos with --workers 1 and 2 (where that option exists);
+and the acceptance ratios of issue 12, decode included. NanoTrack is timed when its ONNX files
+are in --opencv-models (default $IBFP_OPENCV_MODELS, else ../shared/models).
 
 Without shipped weights (or --weights), a randomly initialised model of the shipped preset
 is timed: speed does not depend on the weights' values, but with random weights the target
@@ -16,30 +19,44 @@ is often "lost" and the online update then skipped, so such rows say so.
 from __future__ import annotations
 
 import argparse
+import collections
+import csv
 import functools
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from ibfp_cli.backends import OnnxNetwork, TorchNetwork, onnx_available, session_options
 from ibfp_cli.boxes import Box, parse_box
 from ibfp_cli.config import MODEL_PRESETS
-from ibfp_cli.errors import WeightsError
-from ibfp_cli.model.ibfp import IBFP
-from ibfp_cli.opencv_trackers import create_mil
+from ibfp_cli.errors import TrackerUnavailable, WeightsError
+from ibfp_cli.model.ibfp import IBFP, Template
+from ibfp_cli.opencv_trackers import MODELS_ENV, create_mil, create_nano
 from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
 from ibfp_cli.tracker import IBFPTracker
 from ibfp_cli.video import read_video
 from ibfp_cli.weights import load_model, resolve_weights
 
 STAGES = ("crop", "backbone", "fusion+head", "post", "online")
-CPU_THREADS = 2  # issue 4: the CPU target is stated for 2 cores
+CPU_THREADS = 2  # issues 4 and 12: the CPU targets are stated for 2 cores
 WARMUP_FRAMES = 5
+PROFILE_CALLS = 20  # fusion+head calls per operator profile
+PROFILE_TOP = 8  # operators listed per backend
+SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+BATCH_VIDEOS = 4  # issue 12: `batch` over 4 generated videos
+BATCH_SPEC = SyntheticSpec(width=640, height=480, frames=60, seed=11)
+"""Each `batch` video: 640x480 like the main clip, 60 frames (short: the CLI run includes start-up)."""
 
 
 def decode_all(path: Path, frames: int) -> tuple[list[np.ndarray], float]:
@@ -85,11 +102,13 @@ def update_objects(trackers: list[IBFPTracker], together: bool, image: np.ndarra
             tracker.update(image)
 
 
-def time_objects(model: IBFP, device: str, images: list[np.ndarray], boxes: list[Box]) -> tuple[float, float]:
+def time_objects(
+    model: IBFP, device: str, backend: str, images: list[np.ndarray], boxes: list[Box]
+) -> tuple[float, float]:
     """Seconds per frame for all objects: updated one by one, and together (one network batch)."""
     timings = []
     for together in (False, True):
-        trackers = [IBFPTracker(model=model, device=device) for _ in boxes]
+        trackers = [IBFPTracker(model=model, device=device, backend=backend) for _ in boxes]
         for tracker, box in zip(trackers, boxes):
             tracker.init(images[0], box)
         timings.append(seconds_per_frame(functools.partial(update_objects, trackers, together), images))
@@ -113,84 +132,239 @@ def ibfp_model(weights: str | None) -> tuple[IBFP, str]:
         return IBFP(MODEL_PRESETS["mobile"]), "random init (no weights found)"
 
 
+def nano_seconds(models: Path | None, images: list[np.ndarray], box: Box) -> float | None:
+    """Seconds per update() of OpenCV's NanoTrack, or None without its model files."""
+    if models is None:
+        return None
+    try:
+        return time_tracker(create_nano(models_dir=models), images, box)
+    except TrackerUnavailable:
+        return None
+
+
+def profile_head(tracker: IBFPTracker, image: np.ndarray) -> list[tuple[str, float]]:
+    """Milliseconds per fusion+head call by operator type, on the tracker's network and state."""
+    crops = tracker._search_window().crop(image)[None]
+    x = tracker.network.features(crops)
+    net = tracker.network
+    if isinstance(net, TorchNetwork):
+        with torch.inference_mode(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as p:
+            for _ in range(PROFILE_CALLS):
+                net.predict(tracker.template, x)
+        totals = {e.key: e.self_cpu_time_total for e in p.key_averages()}
+    else:
+        totals = ort_op_times(net, tracker.template, x)
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])
+    return [(name, us / PROFILE_CALLS / 1000) for name, us in ranked]
+
+
+def ort_op_times(net: OnnxNetwork, template: Template, x: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """Microseconds per ONNX operator type over PROFILE_CALLS head runs, from ORT's own profiler."""
+    import onnxruntime as ort
+
+    from ibfp_cli.onnx_export import HEAD_INPUTS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = session_options(net.threads)
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "head")
+        session = ort.InferenceSession(net.graphs["head"], options, providers=["CPUExecutionProvider"])
+        tensors = (*x, template.T8, template.T16, template.T32, template.online_filter)
+        feed = {name: t.numpy() for name, t in zip(HEAD_INPUTS, tensors)}
+        for _ in range(PROFILE_CALLS):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    totals: dict[str, float] = collections.defaultdict(float)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            totals[e["args"]["op_name"]] += e["dur"]
+    return totals
+
+
+def batch_has_workers() -> bool:
+    """Whether this ibfp's `batch` command takes --workers (issue 12.4)."""
+    help_text = subprocess.run(
+        [sys.executable, "-m", "ibfp_cli", "batch", "--help"], capture_output=True, text=True, env=_cli_env()
+    ).stdout
+    return "--workers" in help_text
+
+
+def _cli_env() -> dict[str, str]:
+    env = dict(os.environ, COLUMNS="200")
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def time_batch_workers(tmp: Path, workers: tuple[int, ...]) -> dict[int, float]:
+    """Frames/s of `ibfp batch` over BATCH_VIDEOS generated videos, one object each, per --workers
+    value (wall time of the whole command, start-up included, so it is what a user waits for)."""
+    folder = tmp / "batch_videos"
+    folder.mkdir()
+    rows = []
+    for i in range(BATCH_VIDEOS):
+        spec = SyntheticSpec(**{**BATCH_SPEC.__dict__, "seed": BATCH_SPEC.seed + i})
+        truth = write_synthetic_video(folder / f"v{i}.mp4", spec)
+        rows.append([f"v{i}.mp4", 0, *truth[0]])
+    seeds = tmp / "seeds.csv"
+    with seeds.open("w", newline="") as f:
+        csv.writer(f).writerows([["video", "frame", "x", "y", "w", "h"], *rows])
+    frames = BATCH_VIDEOS * BATCH_SPEC.frames
+    fps = {}
+    for n in workers:
+        out = tmp / f"batch_out_{n}"
+        command = [sys.executable, "-m", "ibfp_cli", "batch", str(folder), "--seeds", str(seeds)]
+        command += ["--out-dir", str(out), "--workers", str(n)]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env=_cli_env())
+        fps[n] = frames / (time.perf_counter() - start)
+    return fps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, help="video to time (default: a generated 640x480 clip)")
     parser.add_argument("--box", help="seed box x,y,w,h on frame 0 (with --video)")
-    parser.add_argument("--frames", type=int, default=200, help="frames to time")
+    parser.add_argument("--frames", type=int, default=150, help="frames to time")
     parser.add_argument("--weights", help="IBFP weights file (default: the newest shipped)")
     parser.add_argument("--preset", choices=sorted(MODEL_PRESETS), help="time a random model of this preset instead")
     parser.add_argument("--objects", type=int, default=4, help="objects in the several-objects table (1: skip it)")
+    default_models = os.environ.get(MODELS_ENV) or (str(SHARED_MODELS) if SHARED_MODELS.is_dir() else None)
+    parser.add_argument("--opencv-models", type=Path, default=default_models, help="folder with NanoTrack's ONNX files")
+    parser.add_argument("--no-batch", action="store_true", help="skip the `ibfp batch --workers` table")
     args = parser.parse_args()
     console = Console(width=200)
-    with tempfile.TemporaryDirectory() as tmp:
+    torch.set_num_threads(CPU_THREADS)
+    cv2.setNumThreads(CPU_THREADS)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         if args.video is None:
             spec = SyntheticSpec(frames=args.frames + 1 + WARMUP_FRAMES)
-            video = Path(tmp) / "bench.mp4"
+            video = tmp / "bench.mp4"
             gt = write_synthetic_video(video, spec)
             box = Box(*gt[0])
         else:
             video, box = args.video, parse_box(args.box)
-        torch.set_num_threads(CPU_THREADS)
         images, decode_s = decode_all(video, args.frames + 1 + WARMUP_FRAMES)
+        workers_fps = {}
+        if not args.no_batch and batch_has_workers():
+            workers_fps = time_batch_workers(tmp, (1, 2))
     height, width = images[0].shape[:2]
     mil_s = time_tracker(create_mil(), images, box)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    table = Table(title=f"IBFP speed, {width}x{height}, {len(images) - 1 - WARMUP_FRAMES} frames timed")
-    for column in (
-        "device",
-        "model",
-        *[f"{s} ms" for s in STAGES],
-        "total ms",
-        "fps",
-        "fps incl. decode",
-        "x decode",
-        "x MIL",
-    ):
+    nano_s = nano_seconds(args.opencv_models, images, box)
+    if args.preset:
+        model, source = IBFP(MODEL_PRESETS[args.preset]), f"random {args.preset}"
+    else:
+        model, source = ibfp_model(args.weights)
+    runs = [("cpu", "torch")] + ([("cpu", "onnx")] if onnx_available() else [])
+    runs += [("cuda", "torch")] if torch.cuda.is_available() else []
+
+    table = Table(title=f"IBFP speed, one object, {width}x{height}, {len(images) - 1 - WARMUP_FRAMES} frames timed")
+    columns = ("device", "backend", "model", *[f"{s} ms" for s in STAGES], "total ms", "fps", "fps incl. decode")
+    for column in (*columns, "x MIL", "x NanoTrack"):
         table.add_column(column, justify="right")
     several = Table(title=f"{args.objects} objects per frame, {width}x{height}")
-    for column in ("device", "one by one ms", "batched ms", "x one by one", "batched fps"):
+    for column in ("device", "backend", "one by one ms", "batched ms", "x one by one", "batched fps incl. decode"):
         several.add_column(column, justify="right")
-    for device in devices:
-        if args.preset:
-            model, source = IBFP(MODEL_PRESETS[args.preset]), f"random {args.preset}"
-        else:
-            model, source = ibfp_model(args.weights)
-        tracker = IBFPTracker(model=model, device=device, profile=True)
-        if device == "cpu":
-            torch.set_num_threads(CPU_THREADS)
-        per_frame = time_tracker(tracker, images, box)
+    single_s: dict[tuple[str, str], float] = {}
+    batched_s: dict[tuple[str, str], float] = {}
+    profiles: dict[str, list[tuple[str, float]]] = {}
+    for device, backend in runs:
+        tracker = IBFPTracker(model=model, device=device, backend=backend, profile=True)
+        per_frame = single_s[device, backend] = time_tracker(tracker, images, box)
         stage_ms = [1000 * tracker.times.seconds.get(s, 0.0) / tracker.times.frames for s in STAGES]
+        if device == "cpu":
+            profiles[backend] = profile_head(tracker, images[-1])
         name = torch.cuda.get_device_name() if device == "cuda" else f"cpu ({CPU_THREADS} threads)"
         table.add_row(
             name,
+            backend,
             source,
             *[f"{v:.1f}" for v in stage_ms],
             f"{1000 * per_frame:.1f}",
             f"{1 / per_frame:.1f}",
             f"{1 / (per_frame + decode_s):.1f}",
-            f"{decode_s / per_frame:.2f}",
             f"{mil_s / per_frame:.2f}",
+            f"{nano_s / per_frame:.2f}" if nano_s else "-",
         )
         if args.objects > 1:
             boxes = object_boxes(box, args.objects, width, height)
-            alone_s, batched_s = time_objects(model, device, images, boxes)
+            alone, together = time_objects(model, device, backend, images, boxes)
+            batched_s[device, backend] = together
             several.add_row(
                 name,
-                f"{1000 * alone_s:.1f}",
-                f"{1000 * batched_s:.1f}",
-                f"{alone_s / batched_s:.2f}",
-                f"{1 / batched_s:.1f}",
+                backend,
+                f"{1000 * alone:.1f}",
+                f"{1000 * together:.1f}",
+                f"{alone / together:.2f}",
+                f"{1 / (together + decode_s):.1f}",
             )
     console.print(table)
     if args.objects > 1:
         console.print(several)
         console.print("'x one by one' = time with each object updated on its own / time with one network batch.")
+    _print_profiles(console, profiles)
+    if workers_fps:
+        batch_table = Table(title=f"ibfp batch, {BATCH_VIDEOS} generated videos of {BATCH_SPEC.frames} frames")
+        for column in ("--workers", "frames/s (wall, start-up included)"):
+            batch_table.add_column(column, justify="right")
+        for n, fps in workers_fps.items():
+            batch_table.add_row(str(n), f"{fps:.1f}")
+        console.print(batch_table)
+    else:
+        console.print("ibfp batch --workers: not timed (this ibfp's batch has no --workers, or --no-batch).")
+    nano_text = f"NanoTrack {1000 * nano_s:.1f} ms/frame ({1 / nano_s:.0f} fps)" if nano_s else "NanoTrack: no models"
     console.print(
         f"baselines in this run: PyAV decode {1000 * decode_s:.1f} ms/frame ({1 / decode_s:.0f} fps), "
-        f"OpenCV MIL {1000 * mil_s:.1f} ms/frame ({1 / mil_s:.0f} fps). "
-        "'x decode' = decode time / IBFP time; 'x MIL' = MIL time / IBFP time (above 1: IBFP is faster)."
+        f"OpenCV MIL {1000 * mil_s:.1f} ms/frame ({1 / mil_s:.0f} fps), {nano_text}. "
+        "'x MIL', 'x NanoTrack' = their time / IBFP's time (above 1: IBFP is faster)."
     )
+    _print_acceptance(console, single_s, batched_s, nano_s, decode_s, workers_fps)
+
+
+def _print_profiles(console: Console, profiles: dict[str, list[tuple[str, float]]]) -> None:
+    """The fusion+head operators that cost most, per backend (self time per call)."""
+    if not profiles:
+        return
+    table = Table(title=f"fusion+head by operator, ms per call (self time, {PROFILE_CALLS} calls, one object)")
+    for backend in profiles:
+        table.add_column(f"{backend} operator")
+        table.add_column("ms", justify="right")
+    for i in range(PROFILE_TOP):
+        cells = []
+        for ranked in profiles.values():
+            cells += [ranked[i][0], f"{ranked[i][1]:.2f}"] if i < len(ranked) else ["", ""]
+        table.add_row(*cells)
+    table.add_row(*[c for ranked in profiles.values() for c in ("all", f"{sum(ms for _, ms in ranked):.2f}")])
+    console.print(table)
+
+
+def _print_acceptance(
+    console: Console,
+    single_s: dict[tuple[str, str], float],
+    batched_s: dict[tuple[str, str], float],
+    nano_s: float | None,
+    decode_s: float,
+    workers_fps: dict[int, float],
+) -> None:
+    """Issue 12's ratios, frames/s with decoding included, all from this run."""
+
+    def fps(seconds: float) -> float:
+        return 1 / (seconds + decode_s)
+
+    lines = []
+    if ("cpu", "onnx") in single_s:
+        onnx, torch_ = single_s["cpu", "onnx"], single_s["cpu", "torch"]
+        lines.append(f"one object: onnx / torch = {fps(onnx) / fps(torch_):.2f} (target >= 1.8)")
+        if nano_s:
+            lines.append(f"one object: onnx / NanoTrack = {fps(onnx) / fps(nano_s):.2f} (target >= 0.5)")
+    if ("cpu", "onnx") in batched_s:
+        ratio = fps(batched_s["cpu", "onnx"]) / fps(batched_s["cpu", "torch"])
+        lines.append(f"several objects batched: onnx / torch = {ratio:.2f} (target >= 1.5)")
+    if workers_fps:
+        lines.append(f"batch: --workers 2 / --workers 1 = {workers_fps[2] / workers_fps[1]:.2f} (target >= 1.6)")
+    if lines:
+        console.print("acceptance ratios (issue 12, decode included, this run):\n  " + "\n  ".join(lines))
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class TrackOptions:
     tracker: str = "ibfp"
     device: str = "auto"
     weights: Path | None = None
+    backend: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ def run_batch(
     fmt: str = "csv",
     tracker: str = "ibfp",
     device: str = "auto",
+    backend: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     render: bool = False,
     shard: Shard | None = None,
@@ -128,7 +130,7 @@ def run_batch(
     if retries < 0:
         raise IBFPError(f"--retries must be 0 or more, not {retries}")
     out_dir = ensure_folder(out_dir)
-    options = TrackOptions(fmt, tracker, device, Path(weights) if weights is not None else None)
+    options = TrackOptions(fmt, tracker, device, Path(weights) if weights is not None else None, backend)
 
     planned, jobs = _plan(folder, seeds, out_dir, extension, render, shard)
     results = {r.video: r for r in planned}
@@ -232,6 +234,7 @@ def annotate(job: VideoJob, options: TrackOptions, report: FramesCallback | None
                 fmt=options.fmt,
                 tracker=options.tracker,
                 device=options.device,
+                backend=options.backend,
                 weights=options.weights,
                 progress=(lambda done, total: report("tracking", done, total)) if report else None,
             )

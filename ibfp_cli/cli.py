@@ -62,6 +62,7 @@ PYDANTIC_VALUE_ERROR = "Value error, "
 with this; it tells the user nothing."""
 
 Device = Literal["auto", "cpu", "cuda"]
+BackendName = Literal["auto", "torch", "onnx"]
 
 help_style.apply()
 app = typer.Typer(name="ibfp", no_args_is_help=True, add_completion=False)
@@ -95,6 +96,15 @@ DeviceOption = Annotated[
     typer.Option(
         help="Where the IBFP network runs: auto = CUDA if torch sees a GPU, else CPU. "
         "OpenCV trackers always run on the CPU."
+    ),
+]
+BackendOption = Annotated[
+    BackendName,
+    typer.Option(
+        help="How the IBFP network runs: onnx = ONNX Runtime (CPU only, the faster path there), "
+        "torch = PyTorch (CPU or CUDA; the fallback), auto = onnx on the CPU when onnxruntime is "
+        "installed, else torch. The ONNX graphs are exported from the weights at first use and cached "
+        "in $IBFP_CACHE_DIR (default ~/.cache/ibfp)."
     ),
 ]
 WeightsOption = Annotated[
@@ -245,6 +255,7 @@ def track(
     fmt: FormatOption = None,
     tracker: TrackerOption = DEFAULT_TRACKER,
     device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
     weights: WeightsOption = None,
     render: RenderOption = None,
 ) -> None:
@@ -263,6 +274,7 @@ def track(
                 fmt=fmt,
                 tracker=tracker,
                 device=device,
+                backend=backend,
                 weights=weights,
                 progress=stage(f"tracking {video.name}"),
             )
@@ -413,6 +425,7 @@ def batch(
     fmt: Annotated[str, typer.Option("--format", help=f"Annotation format: {_FORMATS}.")] = "csv",
     tracker: TrackerOption = DEFAULT_TRACKER,
     device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
     weights: WeightsOption = None,
     render: Annotated[bool, typer.Option(help="Also write a preview <video stem>.preview.mp4 per video.")] = False,
     workers: Annotated[
@@ -467,6 +480,7 @@ def batch(
             fmt=fmt,
             tracker=tracker,
             device=device,
+            backend=backend,
             weights=weights,
             render=render,
             shard=shard,
@@ -564,6 +578,7 @@ def demo(
     ] = Path("demo"),
     tracker: TrackerOption = DEFAULT_TRACKER,
     device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
     weights: WeightsOption = None,
 ) -> None:
     """Generate a 5 s clip with a known object, track it, write its boxes and a preview.
@@ -571,7 +586,7 @@ def demo(
     Prints the equivalent `ibfp` command lines and the mean IoU against the true boxes.
     """
     with _reported_errors(), _progress() as stage:
-        result = run_demo(out_dir, tracker, device=device, weights=weights, progress=stage)
+        result = run_demo(out_dir, tracker, device=device, backend=backend, weights=weights, progress=stage)
     out.print("ran the equivalent of:")
     for command in result.commands:
         out.print(f"  {escape(command)}", soft_wrap=True)
@@ -628,6 +643,7 @@ def retrack(
     fmt: FormatOption = None,
     tracker: TrackerOption = DEFAULT_TRACKER,
     device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
     weights: WeightsOption = None,
     render: RenderOption = None,
 ) -> None:
@@ -652,6 +668,7 @@ def retrack(
                 tracker=tracker,
                 existing=previous,
                 device=device,
+                backend=backend,
                 weights=weights,
                 progress=stage(f"re-tracking {video.name}"),
             )
@@ -745,6 +762,7 @@ def evaluate(
         Path, typer.Option("--out", help="Report folder; finished runs found there are reused.", file_okay=False)
     ] = Path("report"),
     device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
     weights: WeightsOption = None,
     opencv_models: Annotated[
         Path | None,
@@ -794,6 +812,7 @@ def evaluate(
             _comma_list(trackers) if trackers else tracker_names(),
             out_dir,
             device=device,
+            backend=backend,
             weights=weights,
             workers=workers,
             sequences=_comma_list(sequences) if sequences else None,

@@ -41,6 +41,7 @@ def run_demo(
     tracker: str = "ibfp",
     *,
     device: str = "auto",
+    backend: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     progress: StageProgress | None = None,
 ) -> DemoResult:
@@ -57,6 +58,7 @@ def run_demo(
         boxes,
         tracker=tracker,
         device=device,
+        backend=backend,
         weights=weights,
         progress=progress("tracking") if progress else None,
     )
@@ -67,6 +69,8 @@ def run_demo(
     options = ["--tracker", tracker]
     if device != "auto":
         options += ["--device", device]
+    if backend != "auto":
+        options += ["--backend", backend]
     if weights is not None:
         options += ["--weights", str(weights)]
     commands = [

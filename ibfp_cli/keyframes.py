@@ -144,6 +144,7 @@ def retrack(
     tracker: str = "ibfp",
     existing: Annotations | None = None,
     device: str = "auto",
+    backend: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
     buffer_bytes: int = BACKWARD_BUFFER_BYTES,
@@ -179,7 +180,7 @@ def retrack(
         video,
         [p for stretch_passes in passes.values() for p in stretch_passes],
         info,
-        lambda: create_tracker(tracker, device=device, weights=weights),
+        lambda: create_tracker(tracker, device=device, backend=backend, weights=weights),
         max(1, buffer_bytes // (info.width * info.height * RGB_CHANNELS)),
         progress,
     )
@@ -205,6 +206,7 @@ def retrack_to_file(
     tracker: str = "ibfp",
     existing: Annotations | None = None,
     device: str = "auto",
+    backend: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
 ) -> RetrackResult:
@@ -216,7 +218,14 @@ def retrack_to_file(
     format_name = resolve_format(Path(out), fmt).name
     with atomic_output(out) as tmp:
         result = retrack(
-            video, keyframes, tracker=tracker, existing=existing, device=device, weights=weights, progress=progress
+            video,
+            keyframes,
+            tracker=tracker,
+            existing=existing,
+            device=device,
+            backend=backend,
+            weights=weights,
+            progress=progress,
         )
         write_annotations(tmp, result.annotations, format_name)
     return result

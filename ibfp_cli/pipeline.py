@@ -41,6 +41,7 @@ def track_video(
     tracker: str = "ibfp",
     *,
     device: str = "auto",
+    backend: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     tracker_options: Mapping[str, object] | None = None,
     progress: ProgressCallback | None = None,
@@ -57,7 +58,7 @@ def track_video(
     checked = _checked_seeds(list(seeds), info)
     options = dict(tracker_options or {})
     trackers: dict[int, SingleObjectTracker] = {
-        s.id: create_tracker(tracker, device=device, weights=weights, **options) for s in checked
+        s.id: create_tracker(tracker, device=device, backend=backend, weights=weights, **options) for s in checked
     }
     first = min(s.frame for s in checked)
     records: list[BoxRecord] = []
@@ -105,6 +106,7 @@ def track_to_file(
     fmt: str | None = None,
     tracker: str = "ibfp",
     device: str = "auto",
+    backend: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     tracker_options: Mapping[str, object] | None = None,
     progress: ProgressCallback | None = None,
@@ -117,7 +119,14 @@ def track_to_file(
     fmt_name = resolve_format(Path(out), fmt).name
     with atomic_output(out) as tmp:
         annotations = track_video(
-            video, seeds, tracker, device=device, weights=weights, tracker_options=tracker_options, progress=progress
+            video,
+            seeds,
+            tracker,
+            device=device,
+            backend=backend,
+            weights=weights,
+            tracker_options=tracker_options,
+            progress=progress,
         )
         write_annotations(tmp, annotations, fmt_name)
     return annotations

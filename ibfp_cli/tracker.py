@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-import warnings
-import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .backends import Backend, network, pick_backend
 from .boxes import Box
 from .config import LossConfig, TrackerConfig, from_dict
 from .crop import CropWindow, context_window
@@ -43,21 +42,6 @@ def pick_device(device: str = "auto") -> torch.device:
     if device not in ("cpu", "cuda"):
         raise IBFPError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
-
-
-_COMPILED_BACKBONES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def cpu_backbone(model: IBFP) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
-    """The backbone traced and frozen for CPU inference (BatchNorm folded into the convs,
-    about 2x faster on 2 cores); one per model. Traced on one crop, it takes any batch size."""
-    if model not in _COMPILED_BACKBONES:
-        size = model.config.input_size
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracing warns about its own limits, none apply
-            traced = torch.jit.trace(model.backbone.eval(), torch.zeros(1, 3, size, size))
-            _COMPILED_BACKBONES[model] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-    return _COMPILED_BACKBONES[model]
 
 
 @functools.lru_cache(maxsize=2)
@@ -124,7 +108,12 @@ class Peak:
 
 
 class IBFPTracker:
-    """The IBFP tracker behind the SingleObjectTracker contract."""
+    """The IBFP tracker behind the SingleObjectTracker contract.
+
+    `device`: auto (CUDA when torch sees a GPU), cpu or cuda. `backend`: how the network runs,
+    onnx (ONNX Runtime, CPU only), torch, or auto (onnx on the CPU when onnxruntime is
+    installed, else torch); see ibfp_cli.backends.
+    """
 
     name = "ibfp"
 
@@ -135,8 +124,10 @@ class IBFPTracker:
         config: TrackerConfig | None = None,
         model: IBFP | None = None,
         profile: bool = False,
+        backend: Backend = "auto",
     ) -> None:
         self.device = pick_device(device)
+        self.backend = pick_backend(backend, self.device)
         self.times = StageTimes(sync=profile and self.device.type == "cuda")
         if self.device.type == "cpu" and torch.get_num_threads() > CPU_THREADS_MAX:
             torch.set_num_threads(CPU_THREADS_MAX)  # lower settings (a parallel runner's 1) stay
@@ -145,7 +136,7 @@ class IBFPTracker:
         else:
             self.meta = {}
         self.model = model.to(self.device).eval()
-        self.backbone = cpu_backbone(self.model) if self.device.type == "cpu" else self.model.backbone
+        self.network = network(self.model, self.backend, self.device)
         self.config = config or from_dict(TrackerConfig, self.meta.get("tracker", {}))
         self.loss = LossConfig()
         mc = self.model.config
@@ -159,15 +150,6 @@ class IBFPTracker:
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
-    def _tensor(self, crops: np.ndarray) -> torch.Tensor:
-        # crops: (N, S, S, 3) uint8 -> (N, 3, S, S) float on the device
-        t = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
-        return t.permute(0, 3, 1, 2).float()
-
-    def _features(self, crops: np.ndarray) -> tuple[torch.Tensor, ...]:
-        with self._autocast():
-            return self.model.project(self.model.backbone_features(self._tensor(crops)))
-
     @torch.inference_mode()
     def init(self, frame: np.ndarray, box: Box) -> None:
         """Compute the template once and fit the online template on augmented first-frame copies."""
@@ -178,7 +160,7 @@ class IBFPTracker:
         self.frames_since_update = 0
         window = context_window(box, cfg.search_area_scale, mc.input_size)
         crop_box = window.to_crop(box)
-        z = self._features(window.crop(frame)[None])
+        z = self.network.features(window.crop(frame)[None])
         boxes = torch.tensor([crop_box.xywh()], device=self.device)
         with self._autocast():
             t = self.model.template(z, boxes)
@@ -190,7 +172,7 @@ class IBFPTracker:
         if cfg.use_online:
             crops, crop_boxes = self._augmented(frame, box)
             with self._autocast():
-                feats = self.model.online(self._features(crops)[1]).float()
+                feats = self.model.online(self.network.features(crops)[1]).float()
             labels = self._online_labels(
                 torch.tensor(crop_boxes, device=self.device, dtype=torch.float32), feats.shape[-1]
             )
@@ -236,12 +218,12 @@ class IBFPTracker:
     @torch.inference_mode()
     def update_many(trackers: Sequence[IBFPTracker], frame: np.ndarray) -> list[TrackerOutput]:
         """`update` for several objects on one frame: the search crops of trackers that share a
-        network go through it (backbone, fusion, head) as one batch, on CUDA and CPU alike."""
+        network go through it (backbone, fusion, head) as one batch, on every backend and device."""
         groups: dict[int, list[int]] = defaultdict(list)
         for i, tracker in enumerate(trackers):
             if tracker.template is None:
                 raise IBFPError("IBFPTracker.update called before init")
-            groups[id(tracker.model)].append(i)
+            groups[id(tracker.network)].append(i)
         outputs: dict[int, TrackerOutput] = {}
         for members in groups.values():
             group = [trackers[i] for i in members]
@@ -253,16 +235,15 @@ class IBFPTracker:
         """Trackers sharing one network: one batch through the backbone, fusion and head, then
         each object's own post-processing and online step. Shared stages are timed on the first."""
         lead = group[0]
-        model = lead.model
         for tracker in group:
             tracker.times.frames += 1
         windows = [tracker._search_window() for tracker in group]
         with lead.times("crop"):
-            crops = lead._tensor(np.stack([w.crop(frame) for w in windows]))  # (N, 3, S, S)
-        with lead.times("backbone"), lead._autocast():
-            x = model.project(lead.backbone(model.normalize(crops)))  # (N, c, S/s, S/s) per stride
-        with lead.times("fusion+head"), lead._autocast():
-            pred = model(Template.stack([t.template for t in group]), x)
+            crops = np.stack([w.crop(frame) for w in windows])  # (N, S, S, 3) uint8
+        with lead.times("backbone"):
+            x = lead.network.features(crops)  # (N, c, S/s, S/s) per stride
+        with lead.times("fusion+head"):
+            pred = lead.network.predict(Template.stack([t.template for t in group]), x)
         outputs = []
         for n, (tracker, window) in enumerate(zip(group, windows)):
             own = pred.select(n)
@@ -378,6 +359,8 @@ class IBFPTracker:
         return float(masked.max()) >= self.config.hard_negative_ratio * peak
 
 
-def create(device: str = "auto", weights: str | Path | None = None, **_: object) -> IBFPTracker:
+def create(
+    device: str = "auto", weights: str | Path | None = None, backend: Backend = "auto", **_: object
+) -> IBFPTracker:
     """Registry factory for "ibfp" (other trackers' options are ignored)."""
-    return IBFPTracker(weights=weights, device=device)
+    return IBFPTracker(weights=weights, device=device, backend=backend)

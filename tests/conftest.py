@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,16 @@ BATCH_VIDEOS = ("v1.mp4", "v2.mp4", "v3.mp4", "v4.mp4")
 def sot_dir() -> Path | None:
     """The real SOT data folder, or None where it is absent."""
     return SOT_DIR if SOT_DIR.is_dir() else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported ONNX graphs go to a folder of this test session, not the user's cache
+    (the CLI's subprocesses inherit the setting)."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("onnx_cache")
+        patch.setenv("IBFP_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

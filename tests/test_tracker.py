@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from ibfp_cli.backends import onnx_available
 from ibfp_cli.boxes import Box, ious
-from ibfp_cli.model.ibfp import IBFP
 from ibfp_cli.pipeline import Seed, track_video
 from ibfp_cli.synthetic import SyntheticSpec, render_synthetic, write_synthetic_video
 from ibfp_cli.tracker import IBFPTracker
@@ -29,45 +29,43 @@ TARGET_TOLERANCE_PX = {"cpu": 0.25, "cuda": 2.0}
 MIN_MEAN_IOU = 0.6
 
 
-class _BatchSpy:
-    """Wraps a backbone and records the batch size of every call."""
-
-    def __init__(self, backbone) -> None:
-        self.backbone = backbone
-        self.batches: list[int] = []
-
-    def __call__(self, images: torch.Tensor):
-        self.batches.append(images.shape[0])
-        return self.backbone(images)
-
-
-def _started(frame: np.ndarray, boxes: list[Box], device: str = "cpu") -> list[IBFPTracker]:
-    trackers = [IBFPTracker(device=device) for _ in boxes]
+def _started(frame: np.ndarray, boxes: list[Box], device: str, backend: str) -> list[IBFPTracker]:
+    trackers = [IBFPTracker(device=device, backend=backend) for _ in boxes]
     for tracker, box in zip(trackers, boxes):
         tracker.init(frame, box)
     return trackers
 
 
 @pytest.mark.parametrize(
-    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
+    "device, backend",
+    [
+        ("cpu", "torch"),
+        pytest.param("cpu", "onnx", marks=pytest.mark.skipif(not onnx_available(), reason="no onnxruntime")),
+        pytest.param("cuda", "torch", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")),
+    ],
 )
-def test_several_objects_share_one_network_batch_and_match_one_by_one(device: str, monkeypatch) -> None:
+def test_several_objects_share_one_network_batch_and_match_one_by_one(device: str, backend: str, monkeypatch) -> None:
     frames, truth = render_synthetic(SPEC)
-    head_batches: list[int] = []
-    forward = IBFP.forward
-
-    def counted_forward(self, template, x):
-        head_batches.append(x[0].shape[0])
-        return forward(self, template, x)
-
     seeds = [Box(*truth[0]), OTHER, WIDE]
     step_box, step_score = STEP_TOLERANCE[device]
-    together = _started(frames[0], seeds, device)
-    alone = _started(frames[0], seeds, device)
-    spy = _BatchSpy(together[0].backbone)
-    for tracker in together:
-        tracker.backbone = spy
-    monkeypatch.setattr(IBFP, "forward", counted_forward)
+    together = _started(frames[0], seeds, device, backend)
+    alone = _started(frames[0], seeds, device, backend)
+    net = together[0].network
+    assert all(t.network is net for t in together + alone)  # one network per model and backend
+    backbone_batches: list[int] = []
+    head_batches: list[int] = []
+    features, predict = net.features, net.predict
+
+    def counted_features(crops):
+        backbone_batches.append(len(crops))
+        return features(crops)
+
+    def counted_predict(template, x):
+        head_batches.append(x[0].shape[0])
+        return predict(template, x)
+
+    monkeypatch.setattr(net, "features", counted_features)
+    monkeypatch.setattr(net, "predict", counted_predict)
     for i, frame in enumerate(frames[1:]):
         batched = IBFPTracker.update_many(together, frame)
         single = [tracker.update(frame) for tracker in alone]
@@ -76,8 +74,8 @@ def test_several_objects_share_one_network_batch_and_match_one_by_one(device: st
                 assert np.allclose(b.box.xywh(), s.box.xywh(), atol=step_box)
                 assert b.score == pytest.approx(s.score, abs=step_score) and b.lost == s.lost
         assert np.allclose(batched[0].box.xywh(), single[0].box.xywh(), atol=TARGET_TOLERANCE_PX[device])
-    assert spy.batches == [len(seeds)] * (len(frames) - 1)
-    assert head_batches == [len(seeds), 1, 1, 1] * (len(frames) - 1)  # together, then one by one
+    per_frame = [len(seeds), 1, 1, 1]  # together, then one by one
+    assert backbone_batches == head_batches == per_frame * (len(frames) - 1)
     assert [t.times.frames for t in together] == [len(frames) - 1] * len(seeds)
 
 

@@ -65,6 +65,7 @@ def run_evaluation(
     out_dir: Path,
     *,
     device: str = "auto",
+    backend: str = "auto",
     weights: Path | None = None,
     workers: int | None = None,
     sequences: list[str] | None = None,
@@ -79,7 +80,7 @@ def run_evaluation(
     `out_dir`, creating it.
     """
     chosen = select_sequences(open_dataset(dataset), sequences)
-    options: dict[str, object] = {"device": device, "weights": weights}
+    options: dict[str, object] = {"device": device, "backend": backend, "weights": weights}
     factories, unavailable = _available_trackers(trackers, options)
     if not factories:
         raise TrackerUnavailable("no tracker can run here: " + "; ".join(unavailable.values()))

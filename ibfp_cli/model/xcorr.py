@@ -13,10 +13,41 @@ def dw_xcorr(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
     x: (B, C, H, W) search feature; kernel: (B, C, k, k) template, k odd -> (B, C, H, W).
     """
+    if torch.onnx.is_in_onnx_export():
+        return _dw_xcorr_graph(x, kernel)
     b, c, h, w = x.shape
     k = kernel.shape[-1]
     out = F.conv2d(x.reshape(1, b * c, h, w), kernel.reshape(b * c, 1, k, k), padding=k // 2, groups=b * c)
     return out.reshape(b, c, h, w)
+
+
+class _SameConv(torch.autograd.Function):
+    """Grouped convolution with "same" padding; exported as an ONNX Conv whose kernel size is
+    read from the kernel input when the graph runs (auto_pad), so that size may vary."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:  # noqa: ARG004
+        return F.conv2d(x, weight, padding=weight.shape[-1] // 2, groups=groups)
+
+    @staticmethod
+    def symbolic(g, x, weight, groups: int):  # noqa: ANN001, ANN205 (TorchScript graph values)
+        return g.op("Conv", x, weight, group_i=groups, auto_pad_s="SAME_UPPER")  # odd k: pads k // 2 each side
+
+
+def _dw_xcorr_graph(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """`dw_xcorr` for an exported graph, whose batch size and kernel size vary at run time.
+
+    ONNX fixes a convolution's group count in the graph, so the batch cannot be folded into the
+    channels as above. Instead every sample's channel c meets every sample's kernel c (groups = C,
+    B output maps per channel) and the pairs of sample n with kernel n are kept: B x the work,
+    which for the few objects of one video is small next to the head's convolutions.
+    """
+    b = x.shape[0]  # traced: the graph reads it at run time
+    c, h, w = (int(v) for v in x.shape[1:])  # fixed by the crop size: constants in the graph
+    weight = kernel.transpose(0, 1).flatten(0, 1).unsqueeze(1)  # (C * B, 1, k, k), channel-major
+    out = _SameConv.apply(x, weight, c).unflatten(1, (c, -1))  # (B, C, B, H, W): sample, channel, kernel
+    pairs = out.transpose(1, 2).flatten(0, 1)  # (B * B, C, H, W), row n * B + j
+    return pairs.index_select(0, torch.arange(b) * (b + 1))  # rows n * B + n
 
 
 def odd_cells(extent: float, minimum: int, maximum: int) -> int:
