@@ -300,15 +300,13 @@ class IBFPTracker:
     @torch.inference_mode()
     def measure(self, frame: np.ndarray, box: Box) -> Peak:
         """The network's own box for an object whose true box is known: the search crop is
-        centred on `box` at its scale, and nothing is smoothed, remembered or refitted."""
+        centred on `box` at its scale, and nothing is smoothed or refitted (the tracker's box
+        becomes `box`, so the size penalty compares with the truth)."""
         if self.template is None:
             raise IBFPError("IBFPTracker.measure called before init")
         self.box, self.search_growth = box, 1.0
         window = self._search_window()
-        crops = self._tensor(window.crop(frame)[None])
-        with self._autocast():
-            x = self.model.project(self.backbone(self.model.normalize(crops)))
-            pred = self.model(self.template, x)
+        pred = self.network.predict(self.template, self.network.features(window.crop(frame)[None]))
         return self._peak(pred, window)
 
     def _size_penalty(self, ltrb: torch.Tensor, window: CropWindow) -> torch.Tensor:
