@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_mechanics import TINY
 
-from ibfp_cli.config import LossConfig, ModelConfig, TrackerConfig, TrainConfig
+from ibfp_cli.config import LossConfig, TrackerConfig, TrainConfig
 from ibfp_cli.model.backbone import build_backbone
 from ibfp_cli.model.ibfp import IBFP
 from ibfp_cli.synthetic import SyntheticSpec, render_synthetic
@@ -16,17 +17,6 @@ from ibfp_cli.train.data import PairSampler, SamplingConfig, Source
 from ibfp_cli.train.features import TEMPLATE_VIEW, FeatureCache, build_feature_cache
 from ibfp_cli.train.loop import train
 from ibfp_cli.train.losses import giou_loss, ibfp_loss
-
-TINY = ModelConfig(
-    backbone="mobilenetv2",
-    input_size=128,
-    channels=(16, 32, 64),
-    head_hidden=32,
-    online_hidden=32,
-    online_dim=16,
-    norm_groups=4,
-    template_max_cells=(9, 5, 3),
-)
 
 
 def test_giou_loss_of_nested_disjoint_and_equal_boxes():
