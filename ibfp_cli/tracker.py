@@ -20,11 +20,11 @@ from .boxes import Box
 from .config import LossConfig, TrackerConfig, from_dict
 from .crop import CropWindow, context_window
 from .errors import IBFPError
+from .labels import gaussian_labels
 from .model.ibfp import IBFP, Prediction, Template
 from .model.online import fit_filter
 from .model.xcorr import trim_kernel
 from .trackers import TrackerOutput
-from .train.labels import gaussian_labels
 from .weights import load_model, resolve_weights
 
 CPU_THREADS_MAX = 4  # beyond this, per-frame work is too small for more threads to help

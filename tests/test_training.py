@@ -32,8 +32,8 @@ def test_giou_loss_of_nested_disjoint_and_equal_boxes():
 
 
 def test_box_terms_vanish_for_an_exact_prediction_and_grow_with_a_shrunk_one():
+    from ibfp_cli.labels import box_targets
     from ibfp_cli.model.ibfp import Prediction
-    from ibfp_cli.train.labels import box_targets
 
     boxes = torch.tensor([[40.0, 48.0, 50.0, 30.0]])
     targets, _ = box_targets(boxes, 16, 8, LossConfig().box_region)

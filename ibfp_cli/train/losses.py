@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from ..config import LossConfig
+from ..labels import box_targets, gaussian_labels
 from ..model.ibfp import Prediction
 from ..model.online import hinge_residual
-from .labels import box_targets, gaussian_labels
 
 
 def focal_hinge_mse(s: torch.Tensor, y: torch.Tensor, cfg: LossConfig) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Training targets on a feature grid: Gaussian centre labels and l, t, r, b distances."""
+"""Targets on a feature grid: Gaussian centre labels (training and the online branch at
+inference) and l, t, r, b box distances (training)."""
 
 from __future__ import annotations
 
