@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -44,6 +45,16 @@ def pick_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+def frozen_backbone(model: IBFP) -> Callable[[torch.Tensor], Features]:
+    """The model's backbone traced and frozen for the CPU (BatchNorm folded into the convs):
+    the same features, about 2x faster on 2 cores. Traced on one crop, it takes any batch size."""
+    size = model.config.input_size
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing warns about its own limits, none apply
+        traced = torch.jit.trace(model.backbone.eval(), torch.zeros(1, 3, size, size))
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+
 class TorchNetwork:
     """The network in PyTorch. On the CPU the head's branches are fused (IBFP.for_inference) and
     the backbone is traced and frozen (BatchNorm folded into the convs, about 2x faster on 2
@@ -54,13 +65,7 @@ class TorchNetwork:
     def __init__(self, model: IBFP, device: torch.device) -> None:
         self.model = model.for_inference() if device.type == "cpu" else weakref.proxy(model)
         self.device = device
-        self.backbone = model.backbone
-        if device.type == "cpu":
-            size = model.config.input_size
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tracing warns about its own limits, none apply
-                traced = torch.jit.trace(model.backbone.eval(), torch.zeros(1, 3, size, size))
-                self.backbone = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        self.backbone = frozen_backbone(model) if device.type == "cpu" else model.backbone
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..backends import frozen_backbone
 from ..boxes import Box
 from ..errors import IBFPError
 from ..model.ibfp import IBFP
@@ -22,15 +22,6 @@ TAP_FILES = ("taps8.npy", "taps16.npy", "taps32.npy")
 BACKBONE_BATCH = 32
 TEMPLATE_VIEW = 0
 """View 0 of each item is cut as the tracker cuts its template; the others as search crops."""
-
-
-def frozen_backbone(model: IBFP) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
-    """The backbone traced and frozen (BatchNorm folded): the same features, about 2x faster."""
-    size = model.config.input_size
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracing warns about its own limits, none apply
-        traced = torch.jit.trace(model.backbone.eval(), torch.zeros(1, 3, size, size))
-        return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
 
 def build_feature_cache(
