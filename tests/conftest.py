@@ -90,6 +90,20 @@ def batch_reference(batch_videos, tmp_path_factory: pytest.TempPathFactory) -> d
     return batch_boxes(out)
 
 
+def with_corrupt_video(batch_videos: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """A folder with the batch videos plus bad.mp4 (a truncated copy), and a seeds file that
+    seeds bad.mp4 last."""
+    videos, seeds = batch_videos
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in BATCH_VIDEOS:
+        (folder / name).symlink_to(videos / name)
+    (folder / "bad.mp4").write_bytes((videos / BATCH_VIDEOS[0]).read_bytes()[:3000])
+    more = tmp_path / "seeds.csv"
+    more.write_text(seeds.read_text() + "bad.mp4,0,10,10,20,20\n")
+    return folder, more
+
+
 def batch_boxes(out_dir: Path) -> dict[str, np.ndarray]:
     """Each CSV output's boxes as an (N, 4) array, keyed by video stem."""
     return {

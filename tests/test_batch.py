@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BATCH_VIDEOS, batch_boxes
+from conftest import BATCH_VIDEOS, batch_boxes, with_corrupt_video
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -246,19 +246,6 @@ def test_a_malformed_batch_csv_is_reported_not_overwritten(folder, tmp_path, sma
 # ---- worker processes ------------------------------------------------------------------------
 
 
-def _with_corrupt_video(batch_videos, tmp_path: Path) -> tuple[Path, Path]:
-    """The batch videos plus bad.mp4 (a truncated copy) seeded last."""
-    videos, seeds = batch_videos
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    for name in BATCH_VIDEOS:
-        (folder / name).symlink_to(videos / name)
-    (folder / "bad.mp4").write_bytes((videos / BATCH_VIDEOS[0]).read_bytes()[:3000])
-    more = tmp_path / "seeds.csv"
-    more.write_text(seeds.read_text() + "bad.mp4,0,10,10,20,20\n")
-    return folder, more
-
-
 def _assert_same_boxes(out: Path, reference: dict[str, np.ndarray]) -> None:
     boxes = batch_boxes(out)
     assert sorted(boxes) == sorted(reference)
@@ -270,7 +257,7 @@ def _assert_same_boxes(out: Path, reference: dict[str, np.ndarray]) -> None:
 def test_two_workers_give_the_plain_batchs_boxes_retry_a_killed_worker_and_isolate_a_corrupt_video(
     batch_videos, batch_reference, tmp_path
 ) -> None:
-    folder, seeds = _with_corrupt_video(batch_videos, tmp_path)
+    folder, seeds = with_corrupt_video(batch_videos, tmp_path)
     out = tmp_path / "out"
     seen: dict[str, int] = {}
     killed: list[int] = []

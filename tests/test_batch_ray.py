@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BATCH_VIDEOS, batch_boxes
+from conftest import BATCH_VIDEOS, batch_boxes, with_corrupt_video
 
 from ibfp_cli.batch import BatchResult, run_batch
 from ibfp_cli.batch_ray import RayOptions
@@ -43,14 +43,7 @@ def _outputs(out: Path) -> list[str]:
 def test_ray_batch_gives_the_plain_batchs_boxes_isolates_failures_and_resumes(
     ray_cluster, batch_videos, batch_reference, tmp_path
 ) -> None:
-    videos, seeds = batch_videos
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    for name in BATCH_VIDEOS:
-        (folder / name).symlink_to(videos / name)
-    (folder / "bad.mp4").write_bytes((videos / BATCH_VIDEOS[0]).read_bytes()[:3000])
-    with_bad = tmp_path / "seeds.csv"
-    with_bad.write_text(seeds.read_text() + "bad.mp4,0,10,10,20,20\n")
+    folder, with_bad = with_corrupt_video(batch_videos, tmp_path)
     out = tmp_path / "out"
     frames: dict[str, int] = {}
     finished: list[tuple[int, int]] = []
