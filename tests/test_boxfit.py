@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ibfp_cli.boxes import Box
@@ -122,3 +123,14 @@ def test_the_shipped_network_fits_a_generated_object_it_is_centred_on(clip):
     assert summary.frames == 30
     assert summary.iou > 0.6
     assert 0.8 < summary.size_ratio < 1.25
+
+
+def test_eval_with_network_check_writes_its_table_and_report_section(clip, tmp_path):
+    from ibfp_cli.evaluate import run_evaluation
+
+    folder = Path(clip.frames_source).parent
+    report = run_evaluation(folder, ["kcf"], tmp_path / "out", device="cpu", workers=1, network=True)
+    table = pd.read_csv(tmp_path / "out" / "network_check.csv")
+    assert list(table.sequence) == ["clip", "all"] and list(table.frames) == [6, 6]
+    assert table.iou.iloc[0] == pytest.approx(table.iou.iloc[1]) and 0 < table.iou.iloc[0] <= 1
+    assert report.network is not None and "## IBFP network check" in (tmp_path / "out" / "report.md").read_text()

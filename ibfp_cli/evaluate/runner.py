@@ -96,17 +96,20 @@ def run_evaluation(
     results = [_scored(run) for run in runs]
     report = build_report(results, unavailable)
     if network:
-        report = replace(report, network=network_table(run_network_check(chosen, weights, device)))
+        report = replace(report, network=network_table(run_network_check(chosen, weights, device, backend)))
     return write_report(report, out_dir, Path(dataset).name)
 
 
-def run_network_check(sequences: list[Sequence], weights: Path | None, device: str) -> list[NetworkCheck]:
-    """`network_check` of the IBFP weights on each sequence, online branch off."""
+def run_network_check(
+    sequences: list[Sequence], weights: Path | None, device: str, backend: str = "auto"
+) -> list[NetworkCheck]:
+    """`network_check` of the IBFP weights on each sequence, online branch off, on the backend
+    the trackers ran on."""
     from ..tracker import IBFPTracker  # torch: only when asked for
 
     checks = []
     for sequence in sequences:
-        tracker = IBFPTracker(weights=weights, device=device)
+        tracker = IBFPTracker(weights=weights, device=device, backend=backend)
         tracker.config = replace(tracker.config, use_online=False)
         checks.append(network_check(sequence, tracker))
     return checks
