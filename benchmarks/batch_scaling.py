@@ -2,11 +2,12 @@
 processes, and Ray, all in one run so the ratios hold on a busy machine too:
 
     python benchmarks/batch_scaling.py                    # 4 clips of 160x120, 40 frames; --workers 2
+    python benchmarks/batch_scaling.py --size 640x480 --frames 300   # clips as users annotate them
     python benchmarks/batch_scaling.py --videos 8 --frames 100 --workers 4
     python benchmarks/batch_scaling.py --device cuda --workers 4 --gpus-per-worker 0.25
 
 Each configuration starts from an empty output folder, so every video is tracked. Ray is
-timed twice: with the start of its local cluster (`--ray local` as a user runs it) and on a
+timed twice: with the start and stop of its local cluster (`--ray` as a user runs it) and on a
 cluster already running (as on a real cluster, joined with `--ray auto`). For each run with
 workers, "outside videos" is the share of the workers' time (workers x wall time) not spent
 inside a video (process or actor start, torch import, cluster start, scheduling, waiting on
@@ -35,12 +36,12 @@ CLIP = SyntheticSpec(width=160, height=120, frames=40, object_size=(32, 24))
 """The tests' clip (tests/conftest.py SMALL_SPEC): issue 13 asks for the scaling of these."""
 
 
-def make_videos(folder: Path, count: int, frames: int) -> Path:
-    """`count` different clips in `folder` and a seeds file with each one's true first box."""
+def make_videos(folder: Path, count: int, clip: SyntheticSpec) -> Path:
+    """`count` different clips like `clip` in `folder` and a seeds file with each one's true first box."""
     rows = ["video,frame,x,y,w,h"]
     for seed in range(1, count + 1):
         name = f"v{seed}.mp4"
-        truth = write_synthetic_video(folder / name, replace(CLIP, frames=frames, seed=seed))
+        truth = write_synthetic_video(folder / name, replace(clip, seed=seed))
         rows.append(f"{name},0,{','.join(f'{v:g}' for v in truth[0])}")
     seeds = folder / "seeds.csv"
     seeds.write_text("\n".join(rows) + "\n")
@@ -76,16 +77,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--frames", type=int, default=CLIP.frames)
+    parser.add_argument("--size", default=f"{CLIP.width}x{CLIP.height}", help="WxH (the object scales with it)")
     parser.add_argument("--workers", type=int, default=2, help="workers of the parallel rows")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--gpus-per-worker", type=float, default=DEFAULT_GPUS_PER_WORKER, help="Ray rows on CUDA")
     args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    scale = width / CLIP.width
+    clip = replace(
+        CLIP,
+        width=width,
+        height=height,
+        frames=args.frames,
+        object_size=(round(CLIP.object_size[0] * scale), round(CLIP.object_size[1] * scale)),
+    )
     load = os.getloadavg()[0]
 
     rows: list[Run] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        seeds = make_videos(folder, args.videos, args.frames)
+        seeds = make_videos(folder, args.videos, clip)
 
         def run(label: str, **options: object) -> Run:
             out = folder / f"out{len(rows)}"
@@ -101,7 +112,8 @@ def main() -> None:
             ray = None
         if ray is not None:
             cluster = RayOptions(gpus_per_worker=args.gpus_per_worker)
-            ray_runs.append(run(f"batch --ray local --workers {args.workers}", workers=args.workers, ray=cluster))
+            label = f"batch --ray --workers {args.workers} (cluster start and stop included)"
+            ray_runs.append(run(label, workers=args.workers, ray=cluster))
             ray.init(include_dashboard=False, log_to_driver=False)  # this machine's CPUs and GPUs
             try:
                 label = f"batch --ray (cluster running) --workers {args.workers}"
@@ -109,7 +121,7 @@ def main() -> None:
             finally:
                 ray.shutdown()
 
-    size = f"{CLIP.width}x{CLIP.height}"
+    size = f"{clip.width}x{clip.height}"
     table = Table(title=f"batch over {args.videos} clips of {size}, {args.frames} frames (IBFP, {args.device})")
     for column in ("configuration", "seconds", "frames", "frames/s", "vs one at a time", "outside videos"):
         table.add_column(column, justify="left" if column == "configuration" else "right")

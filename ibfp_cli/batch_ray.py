@@ -10,6 +10,7 @@ video it was running is run again up to `retries` times.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ but sharing is the user's call (memory per worker depends on the objects per vid
 POLL_S = REPORT_INTERVAL_S
 """How often the driver reads the progress queue (two calls to its actor) while it waits; a
 finished video is taken at once."""
+LOCAL = "local"
+"""`--ray` with no address: a Ray cluster of this machine's cores, for this batch only."""
+_ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+|\[[0-9a-fA-F:]+\]:\d+)$")
+"""What `--ray` takes as its value: local, auto, ray://..., HOST:PORT or [IPv6]:PORT."""
 INSTALL_HINT = "--ray needs Ray 2.x: pip install -e '.[ray]' in the ibfp checkout (or pip install 'ray>=2.10,<3')"
 
 
@@ -38,8 +43,13 @@ class RayOptions:
     this process is already connected to is used as it is. Each actor asks for
     `gpus_per_worker` of a GPU when the network runs on CUDA (0.25: four share one GPU)."""
 
-    address: str = "local"
+    address: str = LOCAL
     gpus_per_worker: float = DEFAULT_GPUS_PER_WORKER
+
+
+def is_ray_address(text: str) -> bool:
+    """Whether `text` is a value of `--ray` rather than the next argument (a folder, a file)."""
+    return bool(_ADDRESS.match(text))
 
 
 class BatchWorker:
@@ -81,7 +91,7 @@ def run_on_ray(
     started_here = not ray.is_initialized()
     if started_here:
         try:
-            ray.init(address=cluster.address, include_dashboard=False, logging_level=logging.WARNING)
+            ray.init(address=cluster.address, include_dashboard=False, logging_level=logging.ERROR)
         except Exception as e:  # Ray raises plain Exception too, e.g. when its node times out starting
             raise IBFPError(f"cannot start or join Ray at {cluster.address}: {str(e).splitlines()[0]}") from None
     try:
@@ -119,7 +129,7 @@ def _run(
         name = f"ibfp-batch-{run_id}-{made}"  # `ray list actors` shows which run an actor belongs to
         return actor_class.options(name=name, num_cpus=CPUS_PER_WORKER, num_gpus=gpus).remote(CPUS_PER_WORKER)
 
-    progress = Queue()
+    progress = Queue(actor_options={"num_cpus": 0})  # takes no worker's place, even while it starts
     idle = [new_actor() for _ in range(min(workers, len(jobs)))]
     pending = deque(jobs)
     running: dict[Any, tuple[VideoJob, Any]] = {}

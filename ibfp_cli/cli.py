@@ -29,10 +29,10 @@ from . import __version__, help_style
 from .annotations import DEFAULT_LABEL
 from .atomic import check_output
 from .batch import DEFAULT_RETRIES, BatchResult, run_batch
-from .batch_ray import DEFAULT_GPUS_PER_WORKER, RayOptions
+from .batch_ray import DEFAULT_GPUS_PER_WORKER, LOCAL, RayOptions, is_ray_address
 from .batch_summary import SUMMARY_NAME
 from .boxes import BoxFormat, parse_box
-from .config import TrainConfig
+from .config import Trainable, TrainConfig
 from .convert import convert_annotations
 from .dataset_export import DEFAULT_JPEG_QUALITY, ExportConfig, ImageFormat, export_batch, export_video
 from .dataset_layout import DatasetKind
@@ -58,6 +58,7 @@ EXIT_INTERRUPTED = 130
 """128 + SIGINT, what shells report for a command stopped with Ctrl-C."""
 DEFAULT_TRACKER = "ibfp"
 PYDANTIC_VALUE_ERROR = "Value error, "
+TRAIN_DEFAULTS = TrainConfig()
 """Pydantic, which Typer checks option values with, starts the message of a refused choice
 with this; it tells the user nothing."""
 
@@ -451,9 +452,9 @@ def batch(
         str | None,
         typer.Option(
             "--ray",
-            metavar="ADDRESS",
-            help="Run the videos on a Ray cluster (needs Ray: ibfp's ray extra): local = a new cluster of "
-            "this machine's cores, auto = the cluster this machine belongs to, or HOST:PORT. "
+            metavar="[ADDRESS]",
+            help="Run the videos on a Ray cluster (needs Ray: ibfp's ray extra). --ray alone or --ray local: "
+            "a new cluster of this machine's cores; auto: the cluster this machine belongs to; or HOST:PORT. "
             "Videos and --out-dir must be at the same paths on every node.",
             show_default=False,
         ),
@@ -1170,6 +1171,14 @@ def train_run(
             exists=True,
         ),
     ] = None,
+    trainable: Annotated[
+        Trainable,
+        typer.Option(
+            help="What trains: all = the whole network but the frozen backbone layers; box = only the "
+            "head's box branch (with --start-from: better boxes, the same target-finding), on "
+            "positive pairs only."
+        ),
+    ] = TRAIN_DEFAULTS.trainable,
 ) -> None:
     """Train (or resume) a run. Multi-GPU: `torchrun --nproc_per_node N -m ibfp_cli train run ...`."""
     from dataclasses import replace
@@ -1177,7 +1186,16 @@ def train_run(
     from .train.api import run_training
     from .train.data import SamplingConfig
 
-    cfg = replace(TrainConfig(), max_steps=steps, batch_size=batch_size, learning_rate=lr, decay_every=decay_every)
+    cfg = replace(
+        TrainConfig(),
+        max_steps=steps,
+        batch_size=batch_size,
+        learning_rate=lr,
+        decay_every=decay_every,
+        trainable=trainable,
+    )
+    # negative pairs carry no box loss: a box-only run would spend them on nothing
+    sampling = SamplingConfig(negative_fraction=0.0) if trainable == "box" else SamplingConfig()
 
     def report(step: int, row: dict[str, float]) -> None:
         err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
@@ -1192,7 +1210,7 @@ def train_run(
             init=init,
             start_from=start_from,
             cfg=cfg,
-            sampling=SamplingConfig(),
+            sampling=sampling,
             device=device,
             max_minutes=max_minutes,
             report=report,
@@ -1217,11 +1235,30 @@ def train_export(
     out.print(f"wrote {out_file} ({out_file.stat().st_size / 2**20:.1f} MiB, step {meta['steps']})")
 
 
+OPTIONAL_VALUES = {"--ray": (LOCAL, is_ray_address)}
+"""Options whose value may be left out, with the value then used and what counts as a value
+(Typer has no options with optional values)."""
+
+
+def fill_optional_values(args: list[str]) -> list[str]:
+    """Command-line arguments with the default value put after each such option given alone."""
+    filled: list[str] = []
+    for i, arg in enumerate(args):
+        filled.append(arg)
+        if arg == "--":  # everything after is an argument
+            return filled + args[i + 1 :]
+        if arg in OPTIONAL_VALUES:
+            default, is_value = OPTIONAL_VALUES[arg]
+            if i + 1 == len(args) or not is_value(args[i + 1]):
+                filled.append(default)
+    return filled
+
+
 def run() -> None:
     """The `ibfp` console command: the app, with usage errors (an unknown option, a bad value,
     a missing argument) on one `error:` line like every other error, and exit code 2."""
     try:
-        code = app(prog_name="ibfp", standalone_mode=False)
+        code = app(args=fill_optional_values(sys.argv[1:]), prog_name="ibfp", standalone_mode=False)
     except Exception as e:  # Click's UsageError, vendored or not depending on the Typer version
         if getattr(e, "exit_code", None) != EXIT_USAGE or not hasattr(e, "format_message"):
             raise

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from ibfp_cli.batch import BatchResult, find_video, run_batch
 from ibfp_cli.batch_ray import RayOptions
 from ibfp_cli.batch_summary import COLUMNS, LOCK_NAME, SUMMARY_NAME, update_summary
+from ibfp_cli.cli import fill_optional_values
 from ibfp_cli.errors import FormatError, IBFPError
 from ibfp_cli.formats import read_annotations
 from ibfp_cli.shards import Shard, parse_shard
@@ -289,3 +290,24 @@ def test_ray_batch_without_ray_installed_says_how_to_install_it(folder, tmp_path
     with pytest.raises(IBFPError, match=r"--ray needs Ray 2\.x: pip install"):
         run_batch(folder, _seeds(tmp_path, [f"a.mp4,0,{_box(truth[0])}"]), tmp_path / "out", ray=RayOptions())
     assert _outputs(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["batch", "v", "--ray"], ["batch", "v", "--ray", "local"]),
+        (["batch", "--ray", "v", "--seeds", "s"], ["batch", "--ray", "local", "v", "--seeds", "s"]),
+        (["batch", "v", "--ray", "--workers", "2"], ["batch", "v", "--ray", "local", "--workers", "2"]),
+        (["batch", "v", "--ray", "auto"], ["batch", "v", "--ray", "auto"]),
+        (["batch", "v", "--ray", "local"], ["batch", "v", "--ray", "local"]),
+        (["batch", "v", "--ray", "10.0.0.7:6379"], ["batch", "v", "--ray", "10.0.0.7:6379"]),
+        (["batch", "v", "--ray", "head-node.cluster:6379"], ["batch", "v", "--ray", "head-node.cluster:6379"]),
+        (["batch", "v", "--ray", "ray://head:10001"], ["batch", "v", "--ray", "ray://head:10001"]),
+        (["batch", "v", "--ray", "[::1]:6379"], ["batch", "v", "--ray", "[::1]:6379"]),
+        (["batch", "v", "--ray=auto"], ["batch", "v", "--ray=auto"]),
+        (["batch", "--", "--ray"], ["batch", "--", "--ray"]),
+        (["track", "video.mp4"], ["track", "video.mp4"]),
+    ],
+)
+def test_ray_given_alone_means_a_local_cluster(args, expected) -> None:
+    assert fill_optional_values(args) == expected

@@ -121,3 +121,25 @@ def test_a_killed_ray_worker_leaves_no_partial_output_and_the_rerun_completes_it
     boxes = batch_boxes(out)
     for stem in ("v1", "v2"):
         np.testing.assert_allclose(boxes[stem], batch_reference[stem], rtol=0, atol=BOX_TOLERANCE_PX)
+
+
+@pytest.mark.parametrize("where", ["last", "before the folder"])
+def test_ray_with_no_address_runs_the_batch_from_the_command_line(
+    where, ray_cluster, batch_videos, batch_reference, tmp_path, monkeypatch
+) -> None:
+    """`ibfp batch ... --ray` as the README's cluster section runs it, the flag given alone
+    (at the end, or with the folder after it); Ray here is the tests' connected cluster."""
+    from ibfp_cli import cli
+
+    videos, seeds = batch_videos
+    out = tmp_path / "out"
+    rest = ["--seeds", str(seeds), "--out-dir", str(out), "--device", "cpu"]
+    args = [str(videos), *rest, "--ray"] if where == "last" else ["--ray", str(videos), *rest]
+    monkeypatch.setattr("sys.argv", ["ibfp", "batch", *args])
+    with pytest.raises(SystemExit) as exited:
+        cli.run()
+    assert exited.value.code == 0
+    boxes = batch_boxes(out)
+    assert sorted(boxes) == sorted(batch_reference)
+    for stem, expected in batch_reference.items():
+        np.testing.assert_allclose(boxes[stem], expected, rtol=0, atol=BOX_TOLERANCE_PX)
