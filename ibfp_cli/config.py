@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 BackboneName = Literal["resnet18", "mobilenetv2"]
+Trainable = Literal["all", "box"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ class TrainConfig:
     # issue 11: on the cached-feature path, the backbone's last stage (stride 16 -> 32) still trains
     # (at backbone_lr_scale), recomputed from the cached stride-16 tap: the cheapest stage to tune on CPU
     tune_last_stage: bool = True
+    # issue 11: "box" trains the head's box branch alone, from trained weights: the features, the
+    # centre branch and the online branch (what keeps the target) stay exactly as they were
+    trainable: Trainable = "all"
     grad_clip: float = 10.0  # measured: keeps early Adam steps stable
     seed: int = 0
 

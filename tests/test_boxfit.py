@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ibfp_cli.boxes import Box
-from ibfp_cli.evaluate.boxfit import box_fit, mean_fit, network_check, summarize
+from ibfp_cli.evaluate.boxfit import SCALE_PROBES, box_fit, mean_fit, network_check, summarize
 from ibfp_cli.evaluate.datasets import open_dataset
 from ibfp_cli.evaluate.report import bootstrap_interval
 from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
@@ -89,6 +89,23 @@ class Peak:
         self.box = box
 
 
+class HalfwayMeasurer:
+    """Answers a crop cut for `box` with a box halfway (in log size) between `box` and the truth,
+    times `bias`: it corrects half of any scale error of the crop."""
+
+    def __init__(self, truth: np.ndarray, bias: float) -> None:
+        self.truth = {(round(x + w / 2, 3), round(y + h / 2, 3)): (w, h) for x, y, w, h in truth}
+        self.bias = bias
+
+    def init(self, frame: np.ndarray, box: Box) -> None:
+        pass
+
+    def measure(self, frame: np.ndarray, box: Box) -> object:
+        w, h = self.truth[(round(box.cx, 3), round(box.cy, 3))]
+        scale = math.sqrt(box.w / w) * self.bias
+        return Peak(Box.from_center(box.cx, box.cy, w * scale, h * scale))
+
+
 def write_project_sequence(folder: Path, spec: SyntheticSpec) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     truth = write_synthetic_video(folder / "clip.mp4", spec)
@@ -113,6 +130,19 @@ def test_network_check_visits_every_fifth_scored_frame_and_scores_the_answer(cli
     assert check.aspect_error == pytest.approx(np.full(6, math.log(2)))
     summary = summarize([check, network_check(clip, ScaledMeasurer(1.0))])
     assert summary.frames == 12 and summary.iou == pytest.approx(0.75)
+    # crops cut for a box 0.8x / 1.25x the truth: this measurer repeats the crop's size
+    assert check.probe_size_ratio == pytest.approx(np.outer(SCALE_PROBES, np.full(6, math.sqrt(0.5))))
+    assert summary.scale_correction == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(summary.settled_size)  # a tracker with it never comes back to the true size
+
+
+@pytest.mark.parametrize("bias", [1.0, 0.9, 1.05])
+def test_scale_correction_and_the_size_a_tracker_settles_at(clip, bias):
+    """Half of a crop's scale error corrected per frame: a size bias b settles at b squared."""
+    summary = summarize([network_check(clip, HalfwayMeasurer(clip.gt, bias))])
+    assert summary.size_ratio == pytest.approx(bias)
+    assert summary.scale_correction == pytest.approx(0.5)
+    assert summary.settled_size == pytest.approx(bias**2)
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +111,21 @@ def test_cached_training_tunes_only_the_backbones_last_stage(cache, tmp_path):
     changed = {k for k in before if not torch.equal(before[k], after[k]) and "running" not in k}
     assert changed and all(any(k.startswith(p) for p in last) for k in changed)
     assert any(k.startswith("features.17.") for k in changed)
+
+
+@pytest.mark.parametrize("norm_groups", [0, 2])  # BatchNorm (statistics must not move) and GroupNorm
+def test_box_only_training_changes_the_box_branch_and_nothing_else(cache, tmp_path, norm_groups):
+    """`train run --trainable box`: what finds the target (features, centre and online branches,
+    normalisation statistics) stays bit for bit; the box branch learns."""
+    torch.manual_seed(0)
+    config = replace(TINY, norm_groups=norm_groups)
+    model = IBFP(config)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    features = FeatureCache(cache)
+    sampler = PairSampler(features.sources(), SamplingConfig(negative_fraction=0.0), seed=0)
+    cfg = TrainConfig(model=config, batch_size=4, max_steps=3, warmup_steps=1, trainable="box")
+    train(tmp_path / "run", model, lambda: features.batch(sampler, 4), sampler.rng, cfg, device=torch.device("cpu"))
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("head.box.") for k in changed)
+    assert any(k.endswith("weight") for k in changed)

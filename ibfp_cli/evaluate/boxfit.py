@@ -4,7 +4,10 @@ Two views. `box_fit` reads a tracker's saved boxes: on the frames where its cent
 target (within half a target size of the true centre), how its size and aspect compare with
 the truth. `network_check` asks the IBFP network alone: search crops centred on the true box at
 its true scale, as the tracker would cut them, and the box the head decodes there, with no
-smoothing, no online branch and no feedback from earlier frames.
+smoothing, no online branch and no feedback from earlier frames. It also cuts the crops as if
+the tracker's box were too small or too large (SCALE_PROBES): how much of such a scale error
+the network's box corrects in one frame, and so the size a tracker re-cropping at its own box
+settles at, which a small bias and a weak correction together can pull far from 1.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ CENTRED_WITHIN = 0.5
 """A box is centred when its centre error is at most this many target sizes, sqrt(w h)."""
 NETWORK_CHECK_EVERY = 5
 """The network check looks at every 5th scored frame (issue 11's measurement)."""
+SCALE_PROBES = (0.8, 1.25)
+"""Crops are also cut for a box of these multiples of the true size (same centre): a tracker
+whose box is 20% too small or 25% too large, as the measured shrink on unseen footage."""
 
 
 @dataclass(frozen=True)
@@ -84,13 +90,16 @@ def mean_fit(fits: list[BoxFit]) -> BoxFit:
 class NetworkCheck:
     """The network's decoded boxes on one sequence, on every NETWORK_CHECK_EVERY-th scored frame.
 
-    iou, size_ratio and aspect_error are per checked frame (size ratio and aspect as in BoxFit).
+    iou, size_ratio and aspect_error are per checked frame (size ratio and aspect as in BoxFit);
+    probe_size_ratio (len(SCALE_PROBES), frames): the size ratio when the crop was cut for a box
+    of each SCALE_PROBES multiple of the true size.
     """
 
     sequence: str
     iou: np.ndarray
     size_ratio: np.ndarray
     aspect_error: np.ndarray
+    probe_size_ratio: np.ndarray
 
     @property
     def frames(self) -> int:
@@ -113,40 +122,61 @@ def network_check(
     progress: Callable[[int], None] | None = None,
 ) -> NetworkCheck:
     """Start `measurer` on frame 0's true box, then on every `every`-th scored frame decode the
-    box the network finds around the true box. `measure` returns an object with `.box`."""
+    box the network finds around the true box, and around the SCALE_PROBES boxes (the true box
+    scaled about its centre). `measure` returns an object with `.box`."""
     checked = np.flatnonzero(scored_frames(sequence.gt, sequence.absent))[every - 1 :: every]
     wanted = set(checked.tolist())
     pred = np.full((len(checked), 4), np.nan)
+    probed = np.full((len(SCALE_PROBES), len(checked), 4), np.nan)
     row = 0
     for index, frame in enumerate(sequence.frames()):
         if index == 0:
             measurer.init(frame, Box(*sequence.gt[0]))
         elif index in wanted:
-            pred[row] = measurer.measure(frame, Box(*sequence.gt[index])).box.xywh()  # type: ignore[attr-defined]
+            truth = Box(*sequence.gt[index])
+            pred[row] = measurer.measure(frame, truth).box.xywh()  # type: ignore[attr-defined]
+            for p, scale in enumerate(SCALE_PROBES):
+                box = Box.from_center(truth.cx, truth.cy, truth.w * scale, truth.h * scale)
+                probed[p, row] = measurer.measure(frame, box).box.xywh()  # type: ignore[attr-defined]
             row += 1
         if progress:
             progress(index)
         if row == len(checked):
             break
     gt = sequence.gt[checked]
-    return NetworkCheck(sequence.name, ious(pred, gt), size_ratios(pred, gt), aspect_errors(pred, gt))
+    probe_sizes = np.stack([size_ratios(p, gt) for p in probed])
+    return NetworkCheck(sequence.name, ious(pred, gt), size_ratios(pred, gt), aspect_errors(pred, gt), probe_sizes)
 
 
 @dataclass(frozen=True)
 class NetworkSummary:
-    """Mean IoU, median size ratio and mean aspect error over checked frames (pooled)."""
+    """Pooled over checked frames: mean IoU, median size ratio, mean aspect error; and from the
+    scale probes, `scale_correction`: the share of a scale error of the crop that the network's
+    box corrects (1: it finds the true size whatever the crop; 0: it only repeats the crop's
+    size), and `settled_size`: the size ratio at which a tracker cutting each crop at its last
+    box stops changing size, exp(log(size_ratio) / scale_correction) (NaN if it never corrects)."""
 
     frames: int
     iou: float
     size_ratio: float
     aspect_error: float
+    scale_correction: float
+    settled_size: float
 
 
 def summarize(checks: list[NetworkCheck]) -> NetworkSummary:
     """Pool every checked frame of `checks`."""
+    nan = float("nan")
     if not checks or not sum(c.frames for c in checks):
-        return NetworkSummary(0, float("nan"), float("nan"), float("nan"))
+        return NetworkSummary(0, nan, nan, nan, nan, nan)
     iou = np.concatenate([c.iou for c in checks])
     size = np.concatenate([c.size_ratio for c in checks])
     aspect = np.concatenate([c.aspect_error for c in checks])
-    return NetworkSummary(len(iou), float(iou.mean()), float(np.median(size)), float(aspect.mean()))
+    probes = np.concatenate([c.probe_size_ratio for c in checks], axis=1)
+    # log(size) against log(crop scale) through the median at each scale: slope 1 = no correction
+    low, high = (float(np.median(np.log(p))) for p in probes[[0, -1]])
+    correction = float(1 - (high - low) / (np.log(SCALE_PROBES[-1]) - np.log(SCALE_PROBES[0])))
+    corrects = correction > 0 and not np.isclose(correction, 0.0)  # not rounding noise on a zero
+    settled = float(np.exp(np.log(np.median(size)) / correction)) if corrects else nan
+    summary = (float(iou.mean()), float(np.median(size)), float(aspect.mean()), correction, settled)
+    return NetworkSummary(len(iou), *summary)

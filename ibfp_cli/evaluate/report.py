@@ -11,7 +11,7 @@ import pandas as pd
 from rich.table import Table
 
 from ..atomic import atomic_output
-from .boxfit import NETWORK_CHECK_EVERY, NO_FIT, BoxFit, NetworkCheck, mean_fit, summarize
+from .boxfit import NETWORK_CHECK_EVERY, NO_FIT, SCALE_PROBES, BoxFit, NetworkCheck, mean_fit, summarize
 from .metrics import (
     NORM_PRECISION_AT,
     PRECISION_AT_PX,
@@ -46,7 +46,7 @@ OVERALL_COLUMNS = (
     "auc_high",
     *FIT_LABELS,
 )
-NETWORK_COLUMNS = ("sequence", "frames", "iou", "size_ratio", "aspect_error")
+NETWORK_COLUMNS = ("sequence", "frames", "iou", "size_ratio", "aspect_error", "scale_correction", "settled_size")
 NETWORK_CSV = "network_check.csv"
 ALL_SEQUENCES = "all"
 BOOTSTRAP_SAMPLES = 10_000  # resamples of the sequences for the AUC interval
@@ -81,7 +81,10 @@ PROTOCOL = (
 NETWORK_PROTOCOL = (
     f"The network alone, with no tracking feedback: on every {NETWORK_CHECK_EVERY}th scored frame the search crop is "
     "centred on the true box at its true scale, as the tracker would cut it; the head's box at the "
-    "score peak (online branch off, nothing smoothed) against the truth, pooled over frames."
+    "score peak (online branch off, nothing smoothed) against the truth, pooled over frames. Scale "
+    f"correction: the crops are also cut for boxes {' and '.join(f'{p:g}' for p in SCALE_PROBES)} times the "
+    "true size; the share of that scale error the network's box corrects (1 = all of it). Settled size: "
+    "the size ratio at which a tracker cutting each crop at its own last box would stop changing size."
 )
 
 
@@ -204,12 +207,16 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
     if report.network is not None:
         lines += ["", "## IBFP network check", "", NETWORK_PROTOCOL, ""]
         lines += _markdown_table(
-            ["sequence", "frames", "mean IoU", "median size ratio", "mean aspect error"],
+            ["sequence", "frames", "mean IoU", "median size ratio", "mean aspect error"]
+            + ["scale correction", "settled size"],
             [
                 [
                     row.sequence,
                     str(row.frames),
-                    *(_format("auc", v) for v in (row.iou, row.size_ratio, row.aspect_error)),
+                    *(
+                        _format("auc", v)
+                        for v in (row.iou, row.size_ratio, row.aspect_error, row.scale_correction, row.settled_size)
+                    ),
                 ]
                 for row in report.network.itertuples()
             ],

@@ -43,7 +43,11 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 def freeze(model: IBFP, cfg: TrainConfig) -> None:
     """Spec 7: freeze a pretrained backbone's early layers and BatchNorm statistics (on the
     cached-feature path all of it but, with tune_last_stage, its last stage); a backbone from
-    scratch trains all of it."""
+    scratch trains all of it. With trainable "box", everything but the head's box branch."""
+    if cfg.trainable == "box":  # frozen parts in eval mode too: no BatchNorm statistics move
+        model.requires_grad_(False).eval()
+        model.head.box.requires_grad_(True).train()
+        return
     if cfg.freeze_backbone:
         model.backbone.requires_grad_(False)
         if cfg.tune_last_stage:
