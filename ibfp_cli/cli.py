@@ -58,9 +58,10 @@ EXIT_INTERRUPTED = 130
 """128 + SIGINT, what shells report for a command stopped with Ctrl-C."""
 DEFAULT_TRACKER = "ibfp"
 PYDANTIC_VALUE_ERROR = "Value error, "
-TRAIN_DEFAULTS = TrainConfig()
 """Pydantic, which Typer checks option values with, starts the message of a refused choice
 with this; it tells the user nothing."""
+TRAIN_DEFAULTS = TrainConfig()
+"""The defaults `train run` shows and starts from."""
 
 Device = Literal["auto", "cpu", "cuda"]
 BackendName = Literal["auto", "torch", "onnx"]
@@ -1148,16 +1149,16 @@ def train_run(
     init: InitOption = None,
     steps: Annotated[
         int, typer.Option(min=1, help="Total optimiser steps of the run (resumes count).")
-    ] = TrainConfig().max_steps,
+    ] = TRAIN_DEFAULTS.max_steps,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Pairs per step (per GPU under torchrun).")
-    ] = TrainConfig().batch_size,
+    ] = TRAIN_DEFAULTS.batch_size,
     lr: Annotated[
         float, typer.Option(help="Adam learning rate of the new modules (backbone: x0.1).")
-    ] = TrainConfig().learning_rate,
+    ] = TRAIN_DEFAULTS.learning_rate,
     decay_every: Annotated[
         int, typer.Option(min=1, help="Multiply the learning rate by 0.2 every this many steps (counted from step 0).")
-    ] = TrainConfig().decay_every,
+    ] = TRAIN_DEFAULTS.decay_every,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop after this many minutes on a resumable checkpoint.")
     ] = None,
@@ -1187,15 +1188,13 @@ def train_run(
     from .train.data import SamplingConfig
 
     cfg = replace(
-        TrainConfig(),
+        TRAIN_DEFAULTS,
         max_steps=steps,
         batch_size=batch_size,
         learning_rate=lr,
         decay_every=decay_every,
         trainable=trainable,
     )
-    # negative pairs carry no box loss: a box-only run would spend them on nothing
-    sampling = SamplingConfig(negative_fraction=0.0) if trainable == "box" else SamplingConfig()
 
     def report(step: int, row: dict[str, float]) -> None:
         err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
@@ -1210,7 +1209,7 @@ def train_run(
             init=init,
             start_from=start_from,
             cfg=cfg,
-            sampling=sampling,
+            sampling=SamplingConfig(),
             device=device,
             max_minutes=max_minutes,
             report=report,

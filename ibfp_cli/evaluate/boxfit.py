@@ -177,6 +177,13 @@ def summarize(checks: list[NetworkCheck]) -> NetworkSummary:
     low, high = (float(np.median(np.log(p))) for p in probes[[0, -1]])
     correction = float(1 - (high - low) / (np.log(SCALE_PROBES[-1]) - np.log(SCALE_PROBES[0])))
     corrects = correction > 0 and not np.isclose(correction, 0.0)  # not rounding noise on a zero
-    settled = float(np.exp(np.log(np.median(size)) / correction)) if corrects else nan
-    summary = (float(iou.mean()), float(np.median(size)), float(aspect.mean()), correction, settled)
-    return NetworkSummary(len(iou), *summary)
+    median_size = float(np.median(size))
+    settled = float(np.exp(np.log(median_size) / correction)) if corrects else nan
+    return NetworkSummary(
+        frames=len(iou),
+        iou=float(iou.mean()),
+        size_ratio=median_size,
+        aspect_error=float(aspect.mean()),
+        scale_correction=correction,
+        settled_size=settled,
+    )

@@ -103,6 +103,8 @@ def run_training(
 ) -> RunState:
     """Train from a feature cache (backbone frozen) or end to end from images; a new run starts
     from `start_from` weights when given, else from a new network (backbone from `init`)."""
+    if cfg.trainable == "box":  # negative pairs carry no box loss: a box-only run would waste them
+        sampling = replace(sampling, negative_fraction=0.0)
     if features is not None:
         cache = FeatureCache(features)
         cfg = replace(cfg, freeze_backbone=True)
