@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ LOCAL = "local"
 """`--ray` with no address: a Ray cluster of this machine's cores, for this batch only."""
 _ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+|\[[0-9a-fA-F:]+\]:\d+)$")
 """What `--ray` takes as its value: local, auto, ray://..., HOST:PORT or [IPv6]:PORT."""
+REACH_TIMEOUT_S = 5.0
+"""How long `--ray HOST:PORT` waits for the head node to take a connection before giving up."""
 INSTALL_HINT = "--ray needs Ray 2.x: pip install -e '.[ray]' in the ibfp checkout (or pip install 'ray>=2.10,<3')"
 
 
@@ -50,6 +53,18 @@ class RayOptions:
 def is_ray_address(text: str) -> bool:
     """Whether `text` is a value of `--ray` rather than the next argument (a folder, a file)."""
     return bool(_ADDRESS.match(text))
+
+
+def check_reachable(address: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Raise IBFPError at once when HOST:PORT (or ray://HOST:PORT) takes no connection; Ray
+    itself would retry for minutes first. local and auto are not network addresses."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address in (LOCAL, "auto") or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise IBFPError(f"cannot reach Ray at {address}: {e.strerror or e}") from None
 
 
 class BatchWorker:
@@ -90,6 +105,7 @@ def run_on_ray(
         return
     started_here = not ray.is_initialized()
     if started_here:
+        check_reachable(cluster.address)
         try:
             ray.init(address=cluster.address, include_dashboard=False, logging_level=logging.ERROR)
         except Exception as e:  # Ray raises plain Exception too, e.g. when its node times out starting

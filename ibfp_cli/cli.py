@@ -136,7 +136,8 @@ def _reported_errors() -> Iterator[None]:
 
 
 class _Speed(ProgressColumn):
-    """Processing speed in units (frames, runs) per second."""
+    """Processing speed in units (frames, runs) per second, or seconds per unit (videos that
+    take a minute each) when below one a second."""
 
     def __init__(self, unit: str) -> None:
         super().__init__()
@@ -145,7 +146,12 @@ class _Speed(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         unit = task.fields.get("unit", self.unit)
-        text = f"{speed:.1f} {unit}/s" if speed else f"-- {unit}/s"
+        if not speed:
+            text = f"-- {unit}/s"
+        elif speed < 1:
+            text = f"{1 / speed:.1f} s/{unit.removesuffix('s')}"
+        else:
+            text = f"{speed:.1f} {unit}/s"
         return Text(text, style="progress.data.speed")
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import random
+import re
+import socket
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -18,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ibfp_cli.batch import BatchResult, find_video, run_batch
-from ibfp_cli.batch_ray import RayOptions
+from ibfp_cli.batch_ray import RayOptions, check_reachable
 from ibfp_cli.batch_summary import COLUMNS, LOCK_NAME, SUMMARY_NAME, update_summary
 from ibfp_cli.cli import fill_optional_values
 from ibfp_cli.errors import FormatError, IBFPError
@@ -311,3 +313,18 @@ def test_ray_batch_without_ray_installed_says_how_to_install_it(folder, tmp_path
 )
 def test_ray_given_alone_means_a_local_cluster(args, expected) -> None:
     assert fill_optional_values(args) == expected
+
+
+def test_a_ray_address_nobody_listens_on_fails_at_once_with_one_line() -> None:
+    with socket.socket() as listener:  # a port that was just free: nothing listens on it now
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}", f"[::1]:{port}"):
+        with pytest.raises(IBFPError, match=rf"cannot reach Ray at {re.escape(address)}: \S"):
+            check_reachable(address)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        check_reachable(f"127.0.0.1:{listener.getsockname()[1]}")  # someone listens: no error
+    for address in ("local", "auto"):
+        check_reachable(address)  # not network addresses: Ray's to handle

@@ -265,3 +265,23 @@ def test_batch_reads_seeds_with_windows_or_old_mac_line_endings(small_video, tmp
     annotations = read_annotations(tmp_path / "out" / "street.csv")
     assert annotations.labels() == {1: "person", 2: "car"}
     assert [r.frame for r in annotations.track(2)][0] == 2
+
+
+def test_progress_speed_reads_as_seconds_per_video_when_slow_and_per_second_when_fast():
+    from rich.progress import Progress
+
+    from ibfp_cli.cli import _Speed
+
+    clock = [0.0]
+    bars = Progress(get_time=lambda: clock[0])
+    videos = bars.add_task("videos", total=10, unit="videos")
+    frames = bars.add_task("clip.mp4", total=100)
+    for _ in range(3):
+        clock[0] += 12.5
+        bars.update(videos, advance=1)
+    for _ in range(3):
+        clock[0] += 0.04
+        bars.update(frames, advance=1)
+    speed = _Speed("frames")
+    assert str(speed.render(bars.tasks[0])) == "12.5 s/video"
+    assert str(speed.render(bars.tasks[1])) == "25.0 frames/s"
