@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, SMALL_SPEC
 
-from ibfp_cli.boxes import Box, ious
+from ibfp_cli.boxes import Box, center_errors, ious
 from ibfp_cli.errors import TrackerUnavailable
 from ibfp_cli.opencv_trackers import MODELS_ENV, NANO_BACKBONE, NANO_HEAD, VIT_MODEL, OpenCVTracker
 from ibfp_cli.synthetic import render_synthetic
@@ -18,6 +18,12 @@ SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
 EASY_SPEC = dataclasses.replace(SMALL_SPEC, frames=20, speed=1.5)
 """A short, slow clip every OpenCV tracker should follow."""
 MIN_MEAN_IOU = 0.5
+MAX_MEAN_CENTRE_ERROR = 0.5
+"""Mean centre error, in target sizes sqrt(w h), of a tracker that follows the object (one that
+lost it is several target sizes off)."""
+UNREPEATABLE = {"mil"}
+"""OpenCV's MIL draws its samples at random, with no seed to set: 40 runs on EASY_SPEC gave mean
+IoU 0.45-0.77 but a mean centre error of at most 0.38 target sizes. Only the centre is checked."""
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +31,8 @@ def easy_clip() -> tuple[np.ndarray, np.ndarray]:
     return render_synthetic(EASY_SPEC)
 
 
-def _mean_iou(name: str, clip: tuple[np.ndarray, np.ndarray], **options: object) -> float:
+def _tracked(name: str, clip: tuple[np.ndarray, np.ndarray], **options: object) -> np.ndarray:
+    """(N - 1, 4) boxes of the tracker started on frame 0's true box."""
     frames, truth = clip
     tracker = create_tracker(name, **options)
     tracker.init(frames[0], Box(*truth[0]))
@@ -33,8 +40,11 @@ def _mean_iou(name: str, clip: tuple[np.ndarray, np.ndarray], **options: object)
     for output in outputs:
         assert isinstance(output.box, Box)
         assert 0.0 <= output.score <= 1.0
-    tracked = np.array([o.box.xywh() for o in outputs])
-    return float(ious(tracked, truth[1:]).mean())
+    return np.array([o.box.xywh() for o in outputs])
+
+
+def _mean_iou(name: str, clip: tuple[np.ndarray, np.ndarray], **options: object) -> float:
+    return float(ious(_tracked(name, clip, **options), clip[1][1:]).mean())
 
 
 def test_opencv_trackers_are_registered() -> None:
@@ -43,7 +53,11 @@ def test_opencv_trackers_are_registered() -> None:
 
 @pytest.mark.parametrize("name", ["mil", "kcf", "csrt"])
 def test_classic_tracker_follows_easy_object(name: str, easy_clip) -> None:
-    assert _mean_iou(name, easy_clip, device="cpu", weights=None) > MIN_MEAN_IOU
+    tracked, truth = _tracked(name, easy_clip, device="cpu", weights=None), easy_clip[1][1:]
+    sizes = np.sqrt(truth[:, 2] * truth[:, 3])
+    assert np.mean(center_errors(tracked, truth) / sizes) < MAX_MEAN_CENTRE_ERROR
+    if name not in UNREPEATABLE:
+        assert ious(tracked, truth).mean() > MIN_MEAN_IOU
 
 
 class _ScriptedOpenCVTracker:
