@@ -169,16 +169,38 @@ class IBFPTracker:
         # convolutions fill that border: they keep the padded size they were trained with.
         self.template = Template(trim_kernel(t.T8.float()), t.T16.float(), t.T32.float(), t.online_filter.float())
         self.memory = OnlineMemory(cfg.online_memory)
+        self.bias = (0.0, 0.0)
+        if not (cfg.use_online or cfg.first_frame_bias):
+            return
+        crops, crop_boxes = self._augmented(frame, box)
+        x = self.network.features(crops)
+        if cfg.first_frame_bias:
+            size, aspect = self._first_frame_bias(x, [Box(*b) for b in crop_boxes])
+            self.bias = (cfg.first_frame_bias * size, cfg.first_frame_bias * aspect)
         if cfg.use_online:
-            crops, crop_boxes = self._augmented(frame, box)
             with self._autocast():
-                feats = self.model.online(self.network.features(crops)[1]).float()
+                feats = self.model.online(x[1]).float()
             labels = self._online_labels(
                 torch.tensor(crop_boxes, device=self.device, dtype=torch.float32), feats.shape[-1]
             )
             for f, y in zip(feats, labels):
                 self.memory.add(f, y, permanent=True)
             self._fit(cfg.online_init_steps)
+
+    def _first_frame_bias(self, x: tuple[torch.Tensor, ...], truths: list[Box]) -> tuple[float, float]:
+        """(log size, log aspect) of the head's boxes over the true ones on the first frame's
+        copies (median over copies): this target's own box bias, which later frames share."""
+        pred = self.network.predict(Template.stack([self.template] * len(truths)), x)
+        size, aspect = [], []
+        for n, truth in enumerate(truths):
+            own = pred.select(n)
+            ltrb = own.ltrb[0].float()
+            idx = torch.argmax(own.centre[0, 0].float() * self._size_penalty(ltrb, truth))
+            l, t, r, b = ltrb.flatten(1)[:, idx].tolist()
+            w, h = max(l + r, 1e-3), max(t + b, 1e-3)
+            size.append(0.5 * np.log(w * h / (truth.w * truth.h)))
+            aspect.append(np.log((w / h) / (truth.w / truth.h)))
+        return float(np.median(size)), float(np.median(aspect))
 
     def _augmented(self, frame: np.ndarray, box: Box) -> tuple[np.ndarray, list[tuple[float, ...]]]:
         """First-frame copies: the plain crop, shifted and scaled ones, a flip and a blur."""
@@ -275,16 +297,17 @@ class IBFPTracker:
         self.box = self._clamp(Box.from_center(peak.box.cx, peak.box.cy, w, h))
         return TrackerOutput(self.box, peak.confidence, False)
 
-    def _peak(self, pred: Prediction, window: CropWindow) -> Peak:
-        """Mix the maps, penalise size change, pick the peak and decode its box (frame pixels)."""
+    def _peak(self, pred: Prediction, window: CropWindow, unbias: bool = True) -> Peak:
+        """Mix the maps, penalise size change, pick the peak and decode its box (frame pixels);
+        `unbias`: with the first frame's box bias taken out."""
         cfg, mc = self.config, self.model.config
         centre = pred.centre[0, 0].float()
         score = centre
         if cfg.use_online:
             online = F.interpolate(pred.online.float(), size=centre.shape, mode="bilinear", align_corners=False)[0, 0]
             score = cfg.offline_weight * centre + cfg.online_weight * online
-        ltrb = pred.ltrb[0].float()  # (4, H, W) crop pixels
-        penalty = self._size_penalty(ltrb, window)
+        ltrb = self._unbiased(pred.ltrb[0].float()) if unbias else pred.ltrb[0].float()  # (4, H, W) crop pixels
+        penalty = self._size_penalty(ltrb, window.to_crop(self.box))
         pscore = score * penalty
         pscore = pscore * (1 - cfg.window_influence) + self.window * cfg.window_influence
         idx = torch.argmax(pscore)
@@ -307,12 +330,22 @@ class IBFPTracker:
         self.box, self.search_growth = box, 1.0
         window = self._search_window()
         pred = self.network.predict(self.template, self.network.features(window.crop(frame)[None]))
-        return self._peak(pred, window)
+        return self._peak(pred, window, unbias=False)
 
-    def _size_penalty(self, ltrb: torch.Tensor, window: CropWindow) -> torch.Tensor:
-        """exp(-k (r_c s_c - 1)): scale and aspect change against the last box (SiamRPN++)."""
+    def _unbiased(self, ltrb: torch.Tensor) -> torch.Tensor:
+        """(4, H, W) l, t, r, b with each cell's box resized about its centre to undo self.bias."""
+        size, aspect = self.bias
+        if size == 0.0 and aspect == 0.0:
+            return ltrb
+        fw, fh = np.exp(-size - aspect / 2), np.exp(-size + aspect / 2)
+        cx, cy = (ltrb[2] - ltrb[0]) / 2, (ltrb[3] - ltrb[1]) / 2  # box centre from the cell
+        w, h = (ltrb[0] + ltrb[2]) * fw / 2, (ltrb[1] + ltrb[3]) * fh / 2
+        return torch.stack([w - cx, h - cy, w + cx, h + cy])
+
+    def _size_penalty(self, ltrb: torch.Tensor, last: Box) -> torch.Tensor:
+        """exp(-k (r_c s_c - 1)): scale and aspect change of each cell's box against the last
+        box, `last` in crop pixels (SiamRPN++)."""
         w, h = ltrb[0] + ltrb[2], ltrb[1] + ltrb[3]
-        last = window.to_crop(self.box)
 
         def change(r: torch.Tensor) -> torch.Tensor:
             return torch.maximum(r, 1.0 / r)
