@@ -10,6 +10,7 @@ import torch
 
 from ibfp_cli.backends import onnx_available
 from ibfp_cli.boxes import Box, ious
+from ibfp_cli.evaluate.boxfit import aspect_errors
 from ibfp_cli.pipeline import Seed, track_video
 from ibfp_cli.synthetic import SyntheticSpec, render_synthetic, write_synthetic_video
 from ibfp_cli.tracker import IBFPTracker
@@ -124,7 +125,7 @@ def test_first_frame_bias_takes_a_wide_objects_squashed_aspect_out() -> None:
         tracker.config = replace(tracker.config, first_frame_bias=share)
         tracker.init(frames[0], Box(*truth[0]))
         boxes = np.array([tracker.update(f).box.xywh() for f in frames[1:]])[40:]
-        errors[share] = np.mean(np.abs(np.log((boxes[:, 2] / boxes[:, 3]) / (truth[41:, 2] / truth[41:, 3]))))
+        errors[share] = aspect_errors(boxes, truth[41:]).mean()
         assert (tracker.bias[1] < -0.1) if share else tracker.bias == (0.0, 0.0)
     assert errors[1.0] < errors[0.0] / 2
     measured = IBFPTracker(device="cpu", backend="torch")
