@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from .atomic import ensure_folder, remove_partials
-from .batch_summary import update_summary
+from .batch_summary import RECORD_NAMES, update_summary
 from .errors import IBFPError
-from .formats import read_annotations, resolve_format
+from .formats import FORMAT_BY_EXTENSION, read_annotations, resolve_format
 from .pipeline import Seed, load_seeds, track_to_file
 from .render import render_video
 from .shards import Shard
@@ -173,6 +173,8 @@ def _plan(
         try:
             video = find_video(folder, name, listing)
             out = out_dir / f"{video.stem}{extension}"
+            if not is_output(out):
+                raise IBFPError(f"its output would be {out.name}, a name the batch keeps for itself; rename the video")
             if writers.setdefault(out, name) != name:
                 raise IBFPError(f"another video already wrote {out.name}; rename one of them")
         except IBFPError as e:
@@ -206,6 +208,19 @@ def find_video(folder: Path, name: str, videos: Sequence[Path] | None = None) ->
             names = ", ".join(p.name for p in candidates)
             raise IBFPError(f"video {name!r} is ambiguous in {folder}: {names}")
     raise IBFPError(f"video {name!r} not found in {folder}")
+
+
+def outputs_in(out_dir: Path) -> list[Path]:
+    """The annotation files in a batch's output folder, sorted by name (see `is_output`)."""
+    return sorted(p for p in out_dir.iterdir() if p.is_file() and is_output(p))
+
+
+def is_output(path: Path) -> bool:
+    """Whether a file in a batch's output folder is an annotation file: it has an annotation
+    format's extension and is neither the batch's record (batch.csv, its lock) nor hidden
+    (a temporary file of an unfinished write, `.<stem>.<random>.partial<ext>`)."""
+    name = path.name
+    return path.suffix.lower() in FORMAT_BY_EXTENSION and name not in RECORD_NAMES and not name.startswith(".")
 
 
 def videos_in(folder: Path) -> list[Path]:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 SUMMARY_NAME = "batch.csv"
 LOCK_NAME = ".batch.csv.lock"
 """Kept in DIR for good: removing a lock file others may be waiting on would break the lock."""
+RECORD_NAMES: frozenset[str] = frozenset({SUMMARY_NAME, LOCK_NAME})
+"""The files a batch keeps in DIR beside its outputs: its record and that record's lock."""
 COLUMNS: tuple[str, ...] = ("video", "status", "frames", "objects", "seconds", "error")
 SECONDS_DECIMALS = 2
 

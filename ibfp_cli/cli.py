@@ -866,7 +866,7 @@ def export(
         Path,
         typer.Argument(
             help="Its annotation file (with --batch: the --out-dir of `ibfp batch`; each annotation file "
-            "there is exported with the video of the same stem).",
+            "there is exported with the video of the same stem; batch.csv, the batch's record, is not one).",
             show_default=False,
         ),
     ],

@@ -28,7 +28,7 @@ import numpy as np
 
 from .annotations import Annotations, BoxRecord
 from .atomic import atomic_folder
-from .batch import find_video
+from .batch import find_video, outputs_in
 from .dataset_layout import (
     DATA_YAML,
     DATASET_KINDS,
@@ -164,7 +164,7 @@ def export_batch(
     for path, what in ((folder, "video folder"), (boxes_dir, "boxes folder")):
         if not path.is_dir():
             raise IBFPError(f"{what} {path} does not exist")
-    files = sorted(p for p in boxes_dir.iterdir() if p.is_file() and p.suffix.lower() in FORMAT_BY_EXTENSION)
+    files = outputs_in(boxes_dir)
     if not files:
         raise IBFPError(f"{boxes_dir} holds no annotation files ({', '.join(FORMAT_BY_EXTENSION)})")
     sources, unmatched = [], []

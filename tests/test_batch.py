@@ -19,7 +19,7 @@ from conftest import BATCH_VIDEOS, batch_boxes, with_corrupt_video
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ibfp_cli.batch import BatchResult, find_video, run_batch
+from ibfp_cli.batch import BatchResult, find_video, outputs_in, run_batch
 from ibfp_cli.batch_ray import RayOptions, check_reachable
 from ibfp_cli.batch_summary import COLUMNS, LOCK_NAME, SUMMARY_NAME, update_summary
 from ibfp_cli.cli import fill_optional_values
@@ -127,6 +127,20 @@ def test_resume_renders_a_missing_preview_without_tracking_again(folder, tmp_pat
 
     third = run_batch(folder, seeds, out, tracker="kcf", render=True)
     assert third[0] == BatchResult("a.mp4", "skipped", "a.csv already exists", out / "a.csv")
+
+
+def test_a_video_whose_output_would_be_the_batch_record_fails_alone(folder, tmp_path, small_video) -> None:
+    """A video named batch.mp4 would write batch.csv over the record (issue 24.2: what batch
+    writes and what `export --batch` reads as its outputs is one rule, `is_output`)."""
+    _, truth = small_video
+    (folder / "batch.mp4").write_bytes((folder / "a.mp4").read_bytes())
+    seeds = _seeds(tmp_path, [f"batch.mp4,0,{_box(truth[0])}", f"a.mp4,0,{_box(truth[0])}"])
+    out = tmp_path / "out"
+    results = run_batch(folder, seeds, out, tracker="kcf")
+    assert [(r.video, r.status) for r in results[:2]] == [("batch.mp4", "failed"), ("a.mp4", "done")]
+    assert "batch.csv" in results[0].message and "rename the video" in results[0].message
+    assert [r["video"] for r in _summary(out) if r["status"] != "skipped"] == ["a.mp4", "batch.mp4"]
+    assert [p.name for p in outputs_in(out)] == ["a.csv"]
 
 
 def test_bad_batch_setup_fails_before_any_video(folder, tmp_path) -> None:

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import SMALL_SPEC
 from pycocotools.coco import COCO
 from typer.testing import CliRunner, Result
 
 import ibfp_cli.dataset_export as dataset_export
 from ibfp_cli.annotations import Annotations, BoxRecord, VideoMeta
+from ibfp_cli.batch_summary import LOCK_NAME, SUMMARY_NAME
 from ibfp_cli.boxes import Box
 from ibfp_cli.cli import app
 from ibfp_cli.dataset_export import ExportConfig, export_video
@@ -289,6 +292,29 @@ def test_batch_export_splits_by_video_and_reports_a_video_without_boxes_file(sma
     assert sorted([*sides["train"], *sides["val"]]) == ["a", "b"]  # each video whole on one side
     assert len(list((out / "images" / "train").iterdir())) == len(truth)
     assert yaml.safe_load((out / "data.yaml").read_text())["names"] == {0: "a", 1: "b"}
+
+
+def test_batch_export_takes_a_folder_ibfp_batch_wrote(tmp_path) -> None:
+    """Issue 24.2: batch.csv, its lock and the previews in a batch's --out-dir are not annotation files."""
+    videos, boxes_dir = tmp_path / "videos", tmp_path / "boxes"
+    videos.mkdir()
+    rows = ["video,frame,x,y,w,h"]
+    for seed, name in enumerate(("a.mp4", "b.mp4"), start=1):
+        truth = write_synthetic_video(videos / name, replace(SMALL_SPEC, seed=seed))
+        rows.append(f"{name},0,{','.join(f'{v:g}' for v in truth[0])}")
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("\n".join(rows) + "\n")
+    batch = ibfp("batch", videos, "--seeds", seeds, "--out-dir", boxes_dir, "--render")
+    assert batch.exit_code == 0, batch.output
+    assert {SUMMARY_NAME, LOCK_NAME, "a.preview.mp4"} <= {p.name for p in boxes_dir.iterdir()}
+
+    out = tmp_path / "dataset"
+    result = ibfp("export", "--batch", videos, boxes_dir, "--to", "coco", "--out", out, "--split-by", "video")
+    assert result.exit_code == 0, result.output
+    assert "failed" not in result.stdout and SUMMARY_NAME not in result.stdout
+    images = [p.name for side in ("train", "val") for p in (out / "images" / side).iterdir()]
+    assert sorted({name.split("_")[0] for name in images}) == ["a", "b"]
+    assert len(images) == 2 * SMALL_SPEC.frames
 
 
 def test_yolo_dataset_loads_in_ultralytics(clip, tmp_path, monkeypatch) -> None:
