@@ -123,7 +123,8 @@ def run_batch(
     folder = Path(folder)
     if not folder.is_dir():
         raise IBFPError(f"video folder {folder} does not exist")
-    seeds = load_seeds(seeds_csv)
+    listing = videos_in(folder)
+    seeds = load_seeds(seeds_csv, key=lambda name: video_key(folder, name, listing))
     extension = resolve_format(Path(out_dir), fmt).extensions[0]
     if workers is not None and workers < 1:
         raise IBFPError(f"--workers must be 1 or more, not {workers}")
@@ -132,7 +133,7 @@ def run_batch(
     out_dir = ensure_folder(out_dir)
     options = TrackOptions(fmt, tracker, device, Path(weights) if weights is not None else None, backend)
 
-    planned, jobs = _plan(folder, seeds, out_dir, extension, render, shard)
+    planned, jobs = _plan(folder, listing, seeds, out_dir, extension, render, shard)
     results = {r.video: r for r in planned}
     update_summary(out_dir, planned)
 
@@ -160,11 +161,17 @@ def run_batch(
 
 
 def _plan(
-    folder: Path, seeds: dict[str, list[Seed]], out_dir: Path, extension: str, render: bool, shard: Shard | None
+    folder: Path,
+    listing: Sequence[Path],
+    seeds: dict[str, list[Seed]],
+    out_dir: Path,
+    extension: str,
+    render: bool,
+    shard: Shard | None,
 ) -> tuple[list[BatchResult], list[VideoJob]]:
     """Results known without running anything (missing or clashing videos, finished outputs,
-    videos without seeds) and the jobs to run, in the seeds file's order."""
-    listing = videos_in(folder)
+    videos without seeds) and the jobs to run, in the seeds file's order. `seeds` are keyed
+    by `video_key`; `listing` is the folder's videos."""
     keep = set(shard.select(seeds)) if shard is not None else set(seeds)
     known: list[BatchResult] = []
     jobs: list[VideoJob] = []
@@ -189,7 +196,7 @@ def _plan(
         else:
             jobs.append(VideoJob(name, video, tuple(video_seeds), out, preview))
     for video in listing:
-        if video.name not in seeds and video.stem not in seeds:
+        if video.name not in seeds:
             known.append(BatchResult(video.name, "skipped", "no seeds"))
     return known, jobs
 
@@ -208,6 +215,16 @@ def find_video(folder: Path, name: str, videos: Sequence[Path] | None = None) ->
             names = ", ".join(p.name for p in candidates)
             raise IBFPError(f"video {name!r} is ambiguous in {folder}: {names}")
     raise IBFPError(f"video {name!r} not found in {folder}")
+
+
+def video_key(folder: Path, name: str, videos: Sequence[Path]) -> str:
+    """The one name a batch records a video under, however the seeds name it: its file's path
+    in `folder` (`walk` and `walk.mp4` are both `walk.mp4`); a name that finds no single video
+    is kept as written (its error is reported under it)."""
+    try:
+        return find_video(folder, name, videos).relative_to(folder).as_posix()
+    except IBFPError:
+        return name
 
 
 def outputs_in(out_dir: Path) -> list[Path]:

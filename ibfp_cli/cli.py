@@ -415,8 +415,8 @@ def batch(
         Path,
         typer.Option(
             help="CSV with a header and one row per object: video,frame,x,y,w,h and "
-            "optionally id,label. video is a file in FOLDER, with or without its extension; "
-            "frame is 0-based; x,y,w,h are pixels.",
+            "optionally id,label. video is a file in FOLDER, with or without its extension (both "
+            "name one video, recorded by its file name); frame is 0-based; x,y,w,h are pixels.",
             show_default=False,
             dir_okay=False,
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,15 +150,17 @@ def _checked_seeds(seeds: list[Seed], info: VideoInfo) -> list[Seed]:
     return checked
 
 
-def load_seeds(path: str | os.PathLike[str]) -> dict[str, list[Seed]]:
+def load_seeds(path: str | os.PathLike[str], key: Callable[[str], str] | None = None) -> dict[str, list[Seed]]:
     """Read a seeds CSV (`video,frame,x,y,w,h` and optional `id,label`) into seeds per video.
 
-    Videos are keyed by the `video` column as written. Errors name the file and line.
+    Videos are keyed by `key(video column)`, by the column as written without `key`; rows
+    whose names have one key are one video, their default ids counted together. Errors name
+    the file and line.
     """
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            return _parse_seeds(path, csv.reader(f))
+            return _parse_seeds(path, csv.reader(f), key or _as_written)
     except FileNotFoundError:
         raise FormatError(f"seeds file {path} not found") from None
     except UnicodeDecodeError:
@@ -167,7 +169,11 @@ def load_seeds(path: str | os.PathLike[str]) -> dict[str, list[Seed]]:
         raise FormatError(f"cannot read seeds file {path}: {e}") from None
 
 
-def _parse_seeds(path: Path, rows: Iterable[list[str]]) -> dict[str, list[Seed]]:
+def _as_written(name: str) -> str:
+    return name
+
+
+def _parse_seeds(path: Path, rows: Iterable[list[str]], key: Callable[[str], str]) -> dict[str, list[Seed]]:
     lines = ((n, [c.strip() for c in row]) for n, row in enumerate(rows, start=1) if any(row))
     header_line, columns = next(lines, (0, []))
     if not columns:
@@ -179,7 +185,7 @@ def _parse_seeds(path: Path, rows: Iterable[list[str]]) -> dict[str, list[Seed]]
         if len(row) != len(columns):
             raise FormatError(f"{where}: {len(row)} fields where the header has {len(columns)}: {','.join(row)!r}")
         values = dict(zip(columns, row, strict=True))
-        per_video = seeds.setdefault(values["video"], [])
+        per_video = seeds.setdefault(key(values["video"]), [])
         per_video.append(_parse_seed_row(where, values, default_id=len(per_video) + 1))
     if not seeds:
         raise FormatError(f"seeds file {path} has a header but no seed rows")

@@ -86,10 +86,25 @@ def test_one_output_per_video_failures_isolated(folder, tmp_path, small_video) -
 def test_name_without_extension_finds_the_video(folder, tmp_path, small_video) -> None:
     _, truth = small_video
     results = run_batch(folder, _seeds(tmp_path, [f"b,5,{_box(truth[5])}"]), tmp_path / "out", fmt="mot", tracker="kcf")
-    assert (results[0].video, results[0].status, results[0].output) == ("b", "done", tmp_path / "out" / "b.txt")
+    assert (results[0].video, results[0].status, results[0].output) == ("b.mp4", "done", tmp_path / "out" / "b.txt")
     assert (results[0].message, results[0].frames) == (f"{len(truth) - 5} boxes of 1 object(s)", len(truth) - 5)
     frames = [r.frame for r in read_annotations(tmp_path / "out" / "b.txt").records]
     assert frames == list(range(5, len(truth)))
+
+
+def test_a_video_named_with_and_without_its_extension_is_one_video(folder, tmp_path, small_video) -> None:
+    """Issue 24.3: seeds that name a.mp4 once as `a` and once as `a.mp4` are two objects of one
+    video, recorded once under its file name, in this run and the next."""
+    _, truth = small_video
+    seeds = _seeds(tmp_path, [f"a,0,{_box(truth[0])}", "a.mp4,0,5,5,20,20", f"b,0,{_box(truth[0])}"])
+    out = tmp_path / "out"
+    results = run_batch(folder, seeds, out, tracker="kcf")
+    assert [(r.video, r.status) for r in results] == [("a.mp4", "done"), ("b.mp4", "done"), ("c.mov", "skipped")]
+    assert results[0].objects == 2 and read_annotations(out / "a.csv").ids() == [1, 2]
+    rerun = run_batch(folder, _seeds(tmp_path, [f"a.mp4,0,{_box(truth[0])}", f"b,0,{_box(truth[0])}"]), out)
+    assert [(r.video, r.status) for r in rerun[:2]] == [("a.mp4", "skipped"), ("b.mp4", "skipped")]
+    rows = [(r["video"], r["status"], r["objects"]) for r in _summary(out)]
+    assert rows == [("a.mp4", "done", "2"), ("b.mp4", "done", "1"), ("c.mov", "skipped", "")]
 
 
 def test_find_video_rejects_ambiguous_and_missing_names(folder) -> None:
@@ -200,7 +215,7 @@ def test_shards_of_a_seeds_file_partition_its_videos(seeded, unseeded, count, or
             shards.append([r.video for r in results if r.message != "no seeds"])
     if seeded:
         everything = [name for shard in shards for name in shard]
-        assert sorted(everything) == sorted(seeded)  # a cover, and disjoint (no name twice)
+        assert sorted(everything) == sorted(f"{s}.mp4" for s in seeded)  # a cover, disjoint (no name twice)
         assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 

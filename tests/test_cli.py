@@ -341,7 +341,7 @@ def test_batch_shards_together_do_the_whole_batch(batch_folder, tmp_path) -> Non
         ibfp("batch", folder, "--seeds", seeds, "--out-dir", out_dir, "--tracker", "kcf", "--shard", f"{k}/3")
         for k in (1, 2, 3)
     ]
-    # sorted names a.mp4, b, missing.mp4: one per shard; only the missing video's shard fails
+    # sorted names a.mp4, b.mp4 (seeded as b), missing.mp4: one per shard; only the missing video's shard fails
     assert [r.exit_code for r in shards] == [0, 0, 1]
     assert "batch, shard 2/3" in shards[1].stdout
     assert sorted(p.name for p in out_dir.glob("*.csv")) == ["a.csv", "b.csv", "batch.csv"]
@@ -349,7 +349,7 @@ def test_batch_shards_together_do_the_whole_batch(batch_folder, tmp_path) -> Non
     assert rows[0] == "video,status,frames,objects,seconds,error"
     assert [r.split(",")[:2] for r in rows[1:]] == [
         ["a.mp4", "done"],
-        ["b", "done"],
+        ["b.mp4", "done"],
         ["c.mp4", "skipped"],
         ["missing.mp4", "failed"],
     ]
