@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
@@ -38,7 +38,7 @@ from .dataset_export import DEFAULT_JPEG_QUALITY, ExportConfig, ImageFormat, exp
 from .dataset_layout import DatasetKind
 from .dataset_split import DEFAULT_SEGMENT_FRAMES, DEFAULT_VAL_FRACTION, SplitBy, SplitConfig
 from .demo import run_demo
-from .errors import IBFPError
+from .errors import IBFPError, OtherFormatError
 from .formats import FORMAT_BY_EXTENSION, format_names, read_annotations
 from .frame_image import write_frame_image
 from .keyframes import combined_keyframes, load_keyframes, retrack_to_file
@@ -123,16 +123,32 @@ RenderOption = Annotated[
 
 
 @contextmanager
-def _reported_errors() -> Iterator[None]:
-    """Turn IBFPError into one red line and exit 1; Ctrl-C into 'interrupted' and exit 130."""
+def _reported_errors(format_options: Mapping[Path, str] | None = None) -> Iterator[None]:
+    """Turn IBFPError into one red line and exit 1; Ctrl-C into 'interrupted' and exit 130.
+
+    `format_options` (from `_format_options`) maps the annotation files the command reads to
+    its option naming each one's format: a file that reads as another format gets that option
+    and format as the fix.
+    """
+    options = format_options or {}
     try:
         yield
     except IBFPError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
+        message = str(e)
+        if isinstance(e, OtherFormatError) and e.path in options:
+            message += f" ({options[e.path]} {e.likely})"
+        err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
         err.print("interrupted", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _format_options(ctx: typer.Context, files: Mapping[Path | None, str]) -> dict[Path, str]:
+    """Each annotation file given (None: not given) -> the running command's option that names
+    its format, looked up by its parameter (e.g. source_format -> --from)."""
+    flags = {param.name: param.opts[0] for param in ctx.command.params}
+    return {path: flags[name] for path, name in files.items() if path is not None}
 
 
 class _Speed(ProgressColumn):
@@ -318,6 +334,7 @@ def _seeds_from_options(
 
 @app.command()
 def render(
+    ctx: typer.Context,
     video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video the boxes belong to.", show_default=False)],
     boxes: Annotated[Path, typer.Argument(metavar="BOXES", help="Annotation file with the boxes.", show_default=False)],
     out_file: Annotated[
@@ -330,7 +347,7 @@ def render(
 
     Boxes the tracker flagged lost are drawn grey and dashed.
     """
-    with _reported_errors():
+    with _reported_errors(_format_options(ctx, {boxes: "fmt"})):
         _check_outputs(out_file)
         annotations = read_annotations(boxes, fmt)
         with _progress() as stage:
@@ -353,6 +370,7 @@ def _positive(value: float) -> float:
 
 @app.command()
 def convert(
+    ctx: typer.Context,
     boxes: Annotated[
         Path,
         typer.Argument(metavar="BOXES", help="Annotation file to convert (any format ibfp reads).", show_default=False),
@@ -401,7 +419,7 @@ def convert(
     Each format keeps what it can hold. labelstudio: no scores, lost boxes or keyframe flags.
     mot: no labels, lost or keyframe flags. cvat: corners to two decimals.
     """
-    with _reported_errors():
+    with _reported_errors(_format_options(ctx, {boxes: "source_format"})):
         _check_outputs(out_file)
         annotations = convert_annotations(boxes, out_file, fmt=fmt, source_format=source_format, video=video)
     boxes_count, objects = len(annotations.records), len(annotations.ids())
@@ -603,6 +621,7 @@ def demo(
 
 @app.command()
 def retrack(
+    ctx: typer.Context,
     video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video the boxes belong to.", show_default=False)],
     keyframes: Annotated[
         Path,
@@ -661,7 +680,7 @@ def retrack(
     Where both passes reach a frame the more confident box is kept.
     Keyframes are never changed and are flagged in the output.
     """
-    with _reported_errors():
+    with _reported_errors(_format_options(ctx, {keyframes: "keyframes_format"})):
         _check_outputs(out_file, render)
         given = load_keyframes(keyframes, keyframes_format)
         previous = read_annotations(existing) if existing is not None else None
@@ -695,6 +714,7 @@ def retrack(
 
 @app.command()
 def review(
+    ctx: typer.Context,
     video: Annotated[Path, typer.Argument(metavar="VIDEO", help="The video the boxes belong to.", show_default=False)],
     boxes: Annotated[
         Path,
@@ -724,7 +744,7 @@ def review(
     Boxes drawn by a person (keyframes) are never listed.
     Frames are 0-based decode indices, as in `ibfp retrack --keyframes` files.
     """
-    with _reported_errors():
+    with _reported_errors(_format_options(ctx, {boxes: "fmt"})):
         _check_outputs(sheet)
         annotations = read_annotations(boxes, fmt)
         segments = low_confidence_segments(annotations, threshold, min_length)
@@ -856,6 +876,7 @@ def list_trackers() -> None:
 
 @app.command()
 def export(
+    ctx: typer.Context,
     video: Annotated[
         Path,
         typer.Argument(
@@ -943,7 +964,7 @@ def export(
     follow the labels in first-seen order (YOLO from 0, COCO from 1). Frames without boxes are
     kept as background images (YOLO: no label file). Each video is decoded once.
     """
-    with _reported_errors():
+    with _reported_errors(_format_options(ctx, {boxes: "fmt"})):
         split = SplitConfig(val=val, by=split_by, segment_frames=segment_frames, seed=seed)
         config = ExportConfig(
             to=to,

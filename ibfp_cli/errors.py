@@ -1,5 +1,9 @@
 """Errors a user can fix. The CLI prints each as one line on stderr and exits non-zero."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class IBFPError(Exception):
     """Base class: bad input or environment, reported without a traceback."""
@@ -15,6 +19,16 @@ class BoxError(IBFPError):
 
 class FormatError(IBFPError):
     """An annotation file or format name is malformed or unknown."""
+
+
+class OtherFormatError(FormatError):
+    """A file that did not read in the format asked for reads as another, `likely`; the CLI
+    adds the option of the running command that names that file's format."""
+
+    def __init__(self, message: str, path: Path, likely: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.likely = likely
 
 
 class WeightsError(IBFPError):

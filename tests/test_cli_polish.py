@@ -118,6 +118,32 @@ def test_a_label_studio_file_read_as_coco_names_its_format(tracked, tmp_path) ->
     assert result.stderr.rstrip().endswith("it reads as a labelstudio file (--format labelstudio)")
 
 
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["convert", "{studio}", "--out", "{tmp}/out.csv"], "--from"),
+        (["retrack", "{video}", "-k", "{studio}", "-o", "{tmp}/out.csv", "--tracker", "kcf"], "--keyframes-format"),
+        (["review", "{video}", "{studio}"], "--format"),
+    ],
+)
+def test_a_format_hint_names_the_commands_own_option_and_following_it_works(
+    tracked, tmp_path, command: list[str], option: str
+) -> None:
+    """Issue 24.4: convert reads BOXES by --from, retrack its keyframes by --keyframes-format."""
+    video, boxes = tracked
+    studio = tmp_path / "boxes_ls.json"
+    assert ibfp("convert", boxes, "--out", studio, "--format", "labelstudio", "--video", video).exit_code == 0
+    args = [a.format(studio=studio, tmp=tmp_path, video=video) for a in command]
+    result = ibfp(*args)
+    assert_one_error_line(result, "a COCO file is a JSON object")
+    assert result.stderr.rstrip().endswith(f"it reads as a labelstudio file ({option} labelstudio)")
+    followed = ibfp(*args, option, "labelstudio")
+    if command[0] == "review":  # read now, and refused for what Label Studio files lack
+        assert_one_error_line(followed, "carry no scores")
+    else:
+        assert followed.exit_code == 0, followed.output
+
+
 def test_a_broken_file_gets_no_format_hint(tracked, tmp_path) -> None:
     video, _ = tracked
     broken = tmp_path / "broken.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..annotations import Annotations
 from ..atomic import atomic_output
-from ..errors import FormatError
+from ..errors import FormatError, OtherFormatError
 from . import coco, cvat, labelstudio, mot
 from . import csv as csv_format
 
@@ -91,8 +91,8 @@ def write_annotations(path: Path, annotations: Annotations, fmt: str | None = No
 
 
 def read_annotations(path: Path, fmt: str | None = None) -> Annotations:
-    """Read an annotation file; a missing or malformed file raises FormatError, which names
-    the format the file does read as, if one does."""
+    """Read an annotation file; a missing or malformed file raises FormatError, an
+    OtherFormatError naming the format the file does read as, if one does."""
     path = Path(path)
     format_ = resolve_format(path, fmt)
     if format_.read is None:
@@ -105,7 +105,7 @@ def read_annotations(path: Path, fmt: str | None = None) -> Annotations:
         likely = _likely_format(path, format_)
         if likely is None:
             raise
-        raise FormatError(f"{e}; it reads as a {likely} file (--format {likely})") from None
+        raise OtherFormatError(f"{e}; it reads as a {likely} file", path, likely) from None
 
 
 def _read(path: Path, name: str, reader: Callable[[Path], Annotations]) -> Annotations:
