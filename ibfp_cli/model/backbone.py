@@ -55,11 +55,14 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Features:
         # x: (B, 3, H, W) normalised RGB -> (B,128,H/8,W/8), (B,256,H/16,W/16), (B,512,H/32,W/32)
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer1(x)
-        c8 = self.layer2(x)
-        c16 = self.layer3(c8)
+        c8, c16 = self.to_stride16(x)
         return c8, c16, self.layer4(c16)
+
+    def to_stride16(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stride-8 and stride-16 taps alone (what comes before `last_stage`)."""
+        x = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
+        c8 = self.layer2(x)
+        return c8, self.layer3(c8)
 
     def last_stage(self) -> nn.Module:
         """The stride-16 tap -> the stride-32 tap (layer4)."""
@@ -136,12 +139,16 @@ class MobileNetV2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Features:
         # x: (B, 3, H, W) -> (B,32,H/8,W/8), (B,96,H/16,W/16), (B,320,H/32,W/32)
+        c8, c16 = self.to_stride16(x)
+        return c8, c16, self.last_stage()(c16)
+
+    def to_stride16(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stride-8 and stride-16 taps alone (what comes before `last_stage`)."""
         taps = []
-        for i, block in enumerate(self.features):
+        for block in self.features[: MOBILENETV2_TAPS[1] + 1]:
             x = block(x)
-            if i in MOBILENETV2_TAPS:
-                taps.append(x)
-        return taps[0], taps[1], taps[2]
+            taps.append(x)
+        return taps[MOBILENETV2_TAPS[0]], taps[MOBILENETV2_TAPS[1]]
 
     def last_stage(self) -> nn.Module:
         """The stride-16 tap -> the stride-32 tap (blocks 14 .. 17)."""

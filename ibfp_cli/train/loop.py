@@ -6,7 +6,7 @@ import csv
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,17 +27,19 @@ from .losses import LossTerms, ibfp_loss
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
 CHECKPOINT_EVERY = 200  # steps between checkpoints (also written when time runs out)
+CHECKPOINT_MINUTES = 10.0  # issue 26: a run killed at any moment loses at most this much work
 LOG_EVERY = 20
+LOG_FIELDS = ["step", "lr", "total", "centre", "box", "giou", "online"]
 
 Batch = ImageBatch | FeatureBatch
 BatchSource = Callable[[], Batch]
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then x decay_factor every decay_every steps (paper Sec. IV-A)."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    return cfg.decay_factor ** (step // cfg.decay_every)
+def lr_factor(step: int, cfg: TrainConfig, fresh_from: int = 0) -> float:
+    """Linear warm-up over the first warmup_steps of a fresh optimiser (from step `fresh_from`),
+    and x decay_factor every decay_every steps of the run (paper Sec. IV-A)."""
+    warm = min(1.0, (step - fresh_from + 1) / cfg.warmup_steps)
+    return warm * cfg.decay_factor ** (step // cfg.decay_every)
 
 
 def freeze(model: IBFP, cfg: TrainConfig) -> None:
@@ -69,11 +71,23 @@ def forward_loss(model: IBFP, batch: Batch, cfg: TrainConfig) -> LossTerms:
         if cfg.tune_last_stage:  # the stride-32 tap again, from the cached stride-16 one
             last = core.backbone.last_stage()
             zr, xr = (zr[0], zr[1], last(zr[1])), (xr[0], xr[1], last(xr[1]))
+    elif cfg.freeze_backbone:  # issue 26: fresh views every step, the frozen part without a graph
+        zr, xr = _frozen_features(core, batch.template, cfg), _frozen_features(core, batch.search, cfg)
     else:
         zr, xr = core.backbone_features(batch.template), core.backbone_features(batch.search)
     template = core.template(core.project(zr), batch.template_boxes)
     pred = core(template, core.project(xr))
     return ibfp_loss(pred, batch.search_boxes, batch.positive, core.config.strides[:2], cfg.loss)
+
+
+def _frozen_features(model: IBFP, images: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, ...]:
+    """Backbone taps of images (B, 3, S, S) with the frozen layers run under no_grad (their
+    outputs then feed layers that train, which inference_mode tensors may not) and, with
+    tune_last_stage, the last stage with its graph."""
+    with torch.no_grad():
+        c8, c16 = model.backbone.to_stride16(model.normalize(images))
+        c32 = None if cfg.tune_last_stage else model.backbone.last_stage()(c16)
+    return c8, c16, model.backbone.last_stage()(c16) if c32 is None else c32
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
@@ -88,8 +102,34 @@ def _to(batch: Batch, device: torch.device) -> Batch:
 
 @dataclass
 class RunState:
+    """How far a run has come: optimiser steps, pairs seen, seconds of training by device type
+    ("cpu", "cuda"), and the step its optimiser state was last started afresh."""
+
     step: int = 0
-    seconds: float = 0.0
+    pairs: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    fresh_from: int = 0
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "pairs": self.pairs, "seconds": dict(self.seconds), "fresh_from": self.fresh_from}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> RunState:
+        """Also reads checkpoints written before pairs and per-device seconds were kept."""
+        seconds = data.get("seconds", {})
+        if not isinstance(seconds, dict):
+            seconds = {"cpu": float(seconds)}
+        step = int(data["step"])
+        return RunState(
+            step,
+            int(data.get("pairs", step * data.get("config", {}).get("batch_size", 0))),
+            seconds,
+            int(data.get("fresh_from", 0)),
+        )
 
 
 def _rng_state(sampler_rng: np.random.Generator) -> dict[str, Any]:
@@ -106,10 +146,13 @@ def train(
     device: torch.device,
     max_minutes: float | None = None,
     report: Callable[[int, dict[str, float]], None] | None = None,
+    start: RunState | None = None,
 ) -> RunState:
-    """Train until cfg.max_steps or max_minutes; resumes from run_dir's checkpoint if present.
+    """Train until cfg.max_steps or max_minutes; resumes from run_dir's checkpoint if present,
+    else from `model` as given, counted from `start` (a resume point's step and pairs).
 
-    Always ends on a checkpoint, so a time-limited command can be run again to continue.
+    Checkpoints atomically every CHECKPOINT_EVERY steps or CHECKPOINT_MINUTES, whichever comes
+    first, and always ends on one, so a killed or time-limited command can be run again to continue.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     distributed = dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -125,27 +168,28 @@ def train(
         groups.append({"params": backbone, "lr": cfg.learning_rate * cfg.backbone_lr_scale})
     optimizer = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
-    state = RunState()
+    state = RunState() if start is None else RunState(start.step, start.pairs, dict(start.seconds), start.step)
     checkpoint = run_dir / CHECKPOINT
     if checkpoint.is_file():
         data = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(data["model"])
         optimizer.load_state_dict(data["optimizer"])
-        state = RunState(data["step"], data["seconds"])
+        state = RunState.from_dict(data)
         torch.set_rng_state(data["rng"]["torch"])
         sampler_rng.bit_generator.state = data["rng"]["numpy"]
     else:
-        torch.manual_seed(cfg.seed + rank)
+        torch.manual_seed(cfg.seed + rank + state.step)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if distributed else model
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    started = time.monotonic()
-    deadline = started + max_minutes * 60 if max_minutes else None
+    clock = _Clock(state, device)
+    deadline = clock.started + max_minutes * 60 if max_minutes else None
+    saved_at = clock.started
     log_rows: list[dict[str, float]] = []
     net.train()
     freeze(model, cfg)
     while state.step < cfg.max_steps and (deadline is None or time.monotonic() < deadline):
         for g, base in zip(optimizer.param_groups, base_lrs):
-            g["lr"] = base * lr_factor(state.step, cfg)
+            g["lr"] = base * lr_factor(state.step, cfg, state.fresh_from)
         batch = _to(next_batch(), device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             terms = forward_loss(net, batch, cfg)
@@ -156,17 +200,32 @@ def train(
         scaler.step(optimizer)
         scaler.update()
         state.step += 1
+        state.pairs += len(batch.positive) * (dist.get_world_size() if distributed else 1)
         if state.step % LOG_EVERY == 0 or state.step == 1:
             row = {"step": state.step, "lr": optimizer.param_groups[0]["lr"], **terms.as_floats()}
             log_rows.append(row)
             if report and rank == 0:
                 report(state.step, row)
-        if state.step % CHECKPOINT_EVERY == 0 and rank == 0:
-            _save(checkpoint, model, optimizer, state, started, sampler_rng, cfg, run_dir, log_rows)
-            log_rows = []
+        due = state.step % CHECKPOINT_EVERY == 0 or time.monotonic() - saved_at > CHECKPOINT_MINUTES * 60
+        if due and rank == 0:
+            _save(checkpoint, model, optimizer, clock.update(), sampler_rng, cfg, run_dir, log_rows)
+            log_rows, saved_at = [], time.monotonic()
     if rank == 0:
-        _save(checkpoint, model, optimizer, state, started, sampler_rng, cfg, run_dir, log_rows)
-    return state
+        _save(checkpoint, model, optimizer, clock.update(), sampler_rng, cfg, run_dir, log_rows)
+    return clock.update()
+
+
+class _Clock:
+    """Adds this process's training time to the run's seconds of its device type."""
+
+    def __init__(self, state: RunState, device: torch.device) -> None:
+        self.state, self.kind = state, device.type
+        self.before = state.seconds.get(self.kind, 0.0)
+        self.started = time.monotonic()
+
+    def update(self) -> RunState:
+        self.state.seconds[self.kind] = self.before + time.monotonic() - self.started
+        return self.state
 
 
 def _save(
@@ -174,18 +233,15 @@ def _save(
     model: IBFP,
     optimizer: torch.optim.Optimizer,
     state: RunState,
-    started: float,
     sampler_rng: np.random.Generator,
     cfg: TrainConfig,
     run_dir: Path,
     log_rows: list[dict[str, float]],
 ) -> None:
-    seconds = state.seconds + time.monotonic() - started
     data = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "step": state.step,
-        "seconds": seconds,
+        **state.to_dict(),
         "rng": _rng_state(sampler_rng),
         "config": to_dict(cfg),
     }
@@ -194,7 +250,7 @@ def _save(
     log = run_dir / LOG
     new_file = not log.exists()
     with log.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "lr", "total", "centre", "box", "giou", "online"])
+        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
         if new_file:
             writer.writeheader()
         writer.writerows(log_rows)
@@ -208,7 +264,7 @@ def export(run_dir: Path, out: Path, meta: dict[str, Any], tracker: TrackerConfi
     model.load_state_dict(data["model"])
     full_meta = {
         "steps": data["step"],
-        "train_seconds": round(data["seconds"]),
+        "train_seconds": round(RunState.from_dict(data).total_seconds),
         "date": date.today().isoformat(),
         "train_config": to_dict(cfg),
         "tracker": to_dict(tracker or TrackerConfig()),

@@ -1,0 +1,262 @@
+"""The training campaign: one long run that resumes wherever it stopped, on any machine (issue 26).
+
+Two places hold its state. The run folder (`$IBFP_RUNS/<name>`, default `~/.cache/ibfp/runs`)
+has the full checkpoint (model, optimiser, random state), written atomically every few minutes.
+The repository has the resume point (`weights/resume/<name>.pt`: model tensors in fp32 and the
+run's counters, no optimiser), committed at the end of each stretch of training with its row in
+`weights/TRAINING.md`, so that a machine that never saw the run continues it. A resume takes
+whichever of the two has the later step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..atomic import atomic_output
+from ..config import MOBILE_MODEL, ModelConfig, TrackerConfig, TrainConfig, to_dict
+from ..errors import IBFPError
+from ..model.ibfp import IBFP
+from ..tracker import pick_device
+from ..weights import SHIPPED_DIR, load_model, read_checkpoint, save_weights
+from .augment import AugmentConfig
+from .data import PairSampler, SamplingConfig, image_batch
+from .loop import CHECKPOINT, LOG, RunState, train
+
+RUNS_ENV = "IBFP_RUNS"
+DEFAULT_RUNS = Path.home() / ".cache" / "ibfp" / "runs"
+RESUME_DIR = SHIPPED_DIR / "resume"  # `ibfp` loads only weights/ibfp-*.pt, never these
+TRAINING_LOG = SHIPPED_DIR / "TRAINING.md"
+LOSS_ROWS = 25  # logged rows (every LOG_EVERY steps) averaged for a stretch's losses: its last 500 steps
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What the campaign trains and how; a change of recipe is a row of weights/TRAINING.md."""
+
+    # issue 26.5: BatchNorm in neck and head folds into the convs at inference (GroupNorm does not)
+    model: ModelConfig = field(default_factory=lambda: replace(MOBILE_MODEL, norm_groups=0))
+    # the shipped network's tensors start the campaign; its GroupNorm scales and shifts become
+    # the BatchNorm ones (same names and shapes), whose statistics are learned from the first batches
+    start_from: str = "ibfp-0.3.0.pt"
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            learning_rate=3e-4,  # between the shipped run's 1e-3 and its 2e-4 fine-tuning rate
+            warmup_steps=100,  # after every fresh optimiser (a resume point carries none)
+            decay_every=10**9,  # a run without an end: a constant rate until a recipe row says otherwise
+            max_steps=10**9,
+            freeze_bn=True,  # the ImageNet backbone keeps its statistics
+        )
+    )
+    # issue 26: the shipped boxes are too small and the wrong shape: wider scale and aspect jitter
+    # than the shipped run's (0.25, 0.1), so search views differ from the template in both
+    search_aug: AugmentConfig = field(default_factory=lambda: AugmentConfig(scale=0.3, aspect=0.2))
+    template_aug: AugmentConfig = field(
+        default_factory=lambda: AugmentConfig(shift=0.1, scale=0.05, aspect=0.0, flip_probability=0.0)
+    )
+    synthetic: int = 16  # generated look-alike clips beside the crop cache (shipped run: 16)
+
+
+RECIPE = Recipe()
+
+
+def runs_root() -> Path:
+    """Where run folders live: $IBFP_RUNS, else ~/.cache/ibfp/runs."""
+    return Path(os.environ.get(RUNS_ENV) or DEFAULT_RUNS)
+
+
+def resume_point(name: str) -> Path:
+    """The committed resume point of campaign `name`."""
+    return RESUME_DIR / f"{name}.pt"
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a campaign process starts from, and how to say it."""
+
+    model: IBFP
+    state: RunState | None  # None: the run folder's checkpoint (train() loads it)
+    description: str
+
+
+def find_start(name: str, recipe: Recipe = RECIPE) -> Start:
+    """The newer of the run folder's checkpoint and the committed resume point, else a new
+    network from the recipe's starting weights."""
+    checkpoint = runs_root() / name / CHECKPOINT
+    local = (
+        RunState.from_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        if checkpoint.is_file()
+        else None
+    )
+    committed = resume_point(name)
+    shared = RunState.from_dict(read_checkpoint(committed)["meta"]["run"]) if committed.is_file() else None
+    if local is not None and (shared is None or local.step >= shared.step):
+        return Start(
+            IBFP(recipe.model), None, f"resuming from the run folder's checkpoint at step {local.step} ({checkpoint})"
+        )
+    if shared is not None:
+        model, _ = load_model(committed)
+        if local is not None:  # older than the resume point: set aside, never mixed in
+            checkpoint.replace(checkpoint.with_suffix(f".step{local.step}.pt"))
+        return Start(
+            model.train(),
+            shared,
+            f"resuming from the committed resume point at step {shared.step} ({committed}); optimiser state restarts",
+        )
+    return Start(warm_start(recipe), RunState(), f"new campaign from {SHIPPED_DIR / recipe.start_from}")
+
+
+def warm_start(recipe: Recipe) -> IBFP:
+    """A network of the recipe's architecture with every tensor of the starting weights that has
+    the same name and shape (norm scales and shifts included); the rest as initialised."""
+    source, _ = load_model(SHIPPED_DIR / recipe.start_from)
+    model = IBFP(recipe.model)
+    own = model.state_dict()
+    taken = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(taken, strict=False)
+    return model
+
+
+def run_campaign(
+    name: str,
+    crops: Path,
+    *,
+    minutes: float | None,
+    device: str,
+    batch_size: int | None = None,
+    say: Callable[[str], None] = print,
+    report: Callable[[int, dict[str, float]], None] | None = None,
+    recipe: Recipe = RECIPE,
+) -> RunState:
+    """Train campaign `name` for `minutes` (None: until stopped) from wherever it stopped."""
+    from .api import training_sources
+
+    start = find_start(name, recipe)
+    say(start.description)
+    cfg = replace(recipe.train, model=recipe.model, batch_size=batch_size or recipe.train.batch_size)
+    sources = training_sources(crops, recipe.synthetic, cfg.seed)
+    sampler = PairSampler(sources, SamplingConfig(), cfg.seed + (start.state.step if start.state else 0))
+    area, size = TrackerConfig().search_area_scale, recipe.model.input_size
+
+    def next_batch() -> Any:
+        return image_batch(sampler, cfg.batch_size, area, size, recipe.template_aug, recipe.search_aug)
+
+    return train(
+        runs_root() / name,
+        start.model,
+        next_batch,
+        sampler.rng,
+        cfg,
+        device=pick_device(device),
+        max_minutes=minutes,
+        report=report,
+        start=start.state,
+    )
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """One row of weights/TRAINING.md."""
+
+    day: str
+    step_from: int
+    state: RunState
+    pairs_from: int
+    hours: dict[str, float]
+    losses: dict[str, float]
+    network: dict[str, float]
+
+    def row(self) -> str:
+        hours = ", ".join(f"{h:.2f} {kind.upper()}" for kind, h in sorted(self.hours.items()) if h > 0)
+        loss = " / ".join(f"{self.losses.get(k, float('nan')):.3f}" for k in ("total", "centre", "box", "giou"))
+        net = " / ".join(
+            f"{self.network.get(k, float('nan')):.3f}"
+            for k in ("iou", "size_ratio", "aspect_error", "scale_correction")
+        )
+        pairs = f"{self.state.pairs - self.pairs_from:,} ({self.state.pairs:,})"
+        return f"| {self.day} | {self.step_from:,} -> {self.state.step:,} | {pairs} | {hours} | {loss} | {net} |"
+
+
+LOG_HEADER = (
+    "| date | steps | pairs (all so far) | hours | loss total / centre / box / giou | "
+    "network IoU / size ratio / aspect error / scale correction |\n|---|---|---|---|---|---|"
+)
+
+
+def end_stretch(
+    name: str, data_dir: Path, *, device: str = "cpu", backend: str = "auto", recipe: Recipe = RECIPE
+) -> Stretch:
+    """Write the resume point from the run folder's checkpoint, run the network check on the
+    validation sequences with it, and append the stretch's row to weights/TRAINING.md."""
+    run_dir = runs_root() / name
+    checkpoint = run_dir / CHECKPOINT
+    if not checkpoint.is_file():
+        raise IBFPError(f"no checkpoint in {run_dir}: run `ibfp train campaign run` first")
+    data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = RunState.from_dict(data)
+    committed = resume_point(name)
+    before = RunState.from_dict(read_checkpoint(committed)["meta"]["run"]) if committed.is_file() else RunState()
+    model = IBFP(recipe.model)
+    model.load_state_dict(data["model"])
+    RESUME_DIR.mkdir(parents=True, exist_ok=True)
+    with atomic_output(committed) as tmp:
+        save_weights(
+            tmp, model, {"run": state.to_dict(), "recipe": to_dict(recipe.train), "date": _today()}, half=False
+        )
+    stretch = Stretch(
+        _today(),
+        before.step,
+        state,
+        before.pairs,
+        {k: (v - before.seconds.get(k, 0.0)) / 3600 for k, v in state.seconds.items()},
+        _stretch_losses(run_dir / LOG, before.step),
+        validation_check(committed, data_dir, device=device, backend=backend),
+    )
+    _append_row(stretch.row())
+    return stretch
+
+
+def validation_check(weights: Path, data_dir: Path, *, device: str, backend: str) -> dict[str, float]:
+    """The network check (`ibfp eval --network-check`) pooled over the validation sequences."""
+    from ..evaluate.boxfit import summarize
+    from ..evaluate.datasets import open_dataset
+    from ..evaluate.runner import run_network_check
+    from .prepare import SOT_FOLDERS, val_sequences
+
+    names = val_sequences()
+    sequences = [
+        s
+        for folder in SOT_FOLDERS
+        if (data_dir / folder).is_dir()
+        for s in open_dataset(data_dir / folder)
+        if s.name in names
+    ]
+    summary = summarize(run_network_check(sequences, weights, device, backend))
+    return {k: float(v) for k, v in vars(summary).items()}
+
+
+def _stretch_losses(log: Path, after_step: int) -> dict[str, float]:
+    """Mean losses of the last LOSS_ROWS logged rows after `after_step`."""
+    if not log.is_file():
+        return {}
+    rows = pd.read_csv(log)
+    rows = rows[rows.step > after_step].tail(LOSS_ROWS)
+    return {k: float(rows[k].mean()) for k in ("total", "centre", "box", "giou")} if len(rows) else {}
+
+
+def _append_row(row: str) -> None:
+    text = TRAINING_LOG.read_text() if TRAINING_LOG.is_file() else ""
+    if LOG_HEADER not in text:
+        raise FileNotFoundError(f"{TRAINING_LOG} has no stretch table (header {LOG_HEADER.splitlines()[0]!r})")
+    TRAINING_LOG.write_text(text.rstrip("\n") + "\n" + row + "\n")
+
+
+def _today() -> str:
+    return date.today().isoformat()

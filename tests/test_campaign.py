@@ -1,0 +1,142 @@
+"""The training campaign (issue 26): killed at any moment, it resumes from the newer of its run
+folder's checkpoint and its committed resume point; each stretch leaves a resume point and a row."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_synthetic_video
+from test_mechanics import TINY
+
+from ibfp_cli.config import TrainConfig
+from ibfp_cli.model.ibfp import IBFP
+from ibfp_cli.synthetic import SyntheticSpec
+from ibfp_cli.train import campaign
+from ibfp_cli.train.campaign import Recipe, end_stretch, find_start, run_campaign, warm_start
+from ibfp_cli.train.loop import CHECKPOINT
+from ibfp_cli.train.prepare import val_sequences
+from ibfp_cli.weights import read_checkpoint, save_weights
+
+BATCH = 4
+
+
+@pytest.fixture()
+def recipe(tmp_path, monkeypatch) -> Recipe:
+    """A tiny campaign on generated clips, its run folder, resume points and log under tmp_path."""
+    start = tmp_path / "start.pt"
+    torch.manual_seed(0)
+    save_weights(start, IBFP(replace(TINY, norm_groups=4)), {"data": "test"})  # GroupNorm, as 0.3.0
+    monkeypatch.setenv(campaign.RUNS_ENV, str(tmp_path / "runs"))
+    monkeypatch.setattr(campaign, "RESUME_DIR", tmp_path / "resume")
+    log = tmp_path / "TRAINING.md"
+    log.write_text("# Training log\n\n" + campaign.LOG_HEADER + "\n")
+    monkeypatch.setattr(campaign, "TRAINING_LOG", log)
+    train = TrainConfig(batch_size=BATCH, warmup_steps=1, decay_every=10**9, max_steps=10**9)
+    return Recipe(model=replace(TINY, norm_groups=0), start_from=str(start), train=train, synthetic=2)
+
+
+def _steps(recipe: Recipe, steps: int) -> None:
+    recipe_steps = replace(recipe, train=replace(recipe.train, max_steps=steps))
+    run_campaign("c", None, minutes=None, device="cpu", say=lambda _: None, recipe=recipe_steps)
+
+
+def test_warm_start_takes_every_tensor_of_the_groupnorm_network_into_the_batchnorm_one(recipe):
+    source = torch.load(recipe.start_from, weights_only=True)["state_dict"]
+    model = warm_start(recipe).state_dict()
+    for key, value in source.items():
+        assert torch.equal(model[key].half(), value), key
+    assert any("running_mean" in k for k in set(model) - set(source))  # BatchNorm's statistics are new
+
+
+def test_a_stretch_writes_a_resume_point_and_a_row_and_a_fresh_machine_continues_from_it(recipe, tmp_path):
+    data = tmp_path / "data"
+    name = sorted(val_sequences())[0]  # one generated clip standing in for the validation set
+    (data / "sot").mkdir(parents=True)
+    truth = write_synthetic_video(data / "sot" / f"{name}.mp4", SyntheticSpec(width=160, height=120, frames=12, seed=2))
+    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
+    (data / "sot" / f"{name}.gt.csv").write_text("\n".join(rows) + "\n")
+
+    _steps(recipe, 3)
+    first = end_stretch("c", data, recipe=recipe)
+    point = read_checkpoint(campaign.resume_point("c"))
+    assert point["meta"]["run"]["step"] == 3 and point["meta"]["run"]["pairs"] == 3 * BATCH
+    assert all(v.dtype == torch.float32 for v in point["state_dict"].values() if v.is_floating_point())
+    assert first.row().startswith(f"| {first.day} | 0 -> 3 | 12 (12) |")
+    assert 0 < first.network["iou"] <= 1 and first.network["frames"] > 0
+
+    # a machine that never saw the run: no run folder, only the committed resume point
+    run_dir = campaign.runs_root() / "c"
+    for path in run_dir.iterdir():
+        path.unlink()
+    start = find_start("c", recipe)
+    assert "committed resume point at step 3" in start.description
+    _steps(recipe, 5)
+    second = end_stretch("c", data, recipe=recipe)
+    assert second.row().startswith(f"| {second.day} | 3 -> 5 | 8 (20) |")
+    table = campaign.TRAINING_LOG.read_text().splitlines()
+    assert table[-2:] == [first.row(), second.row()]
+    assert "run folder's checkpoint at step 5" in find_start("c", recipe).description
+
+
+def test_an_older_run_folder_checkpoint_is_set_aside_for_a_newer_resume_point(recipe):
+    _steps(recipe, 2)
+    run_dir = campaign.runs_root() / "c"
+    old = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    model = IBFP(recipe.model)
+    model.load_state_dict(old["model"])
+    campaign.RESUME_DIR.mkdir()
+    meta = {"run": {"step": 7, "pairs": 28, "seconds": {"cpu": 1.0}, "fresh_from": 0}}
+    save_weights(campaign.resume_point("c"), model, meta, half=False)
+    start = find_start("c", recipe)
+    assert "committed resume point at step 7" in start.description and start.state.step == 7
+    assert not (run_dir / CHECKPOINT).exists() and (run_dir / "checkpoint.step2.pt").is_file()
+
+
+KILLED_RUN = """
+import sys
+from dataclasses import replace
+from ibfp_cli.config import ModelConfig, TrainConfig
+from ibfp_cli.train import campaign, loop
+loop.CHECKPOINT_MINUTES = 0  # a checkpoint after every step: the kill may land anywhere
+tiny = ModelConfig(**{model})
+recipe = campaign.Recipe(model=tiny, start_from=sys.argv[1], synthetic=2,
+    train=TrainConfig(batch_size=4, warmup_steps=1, decay_every=10**9, max_steps=10**9))
+campaign.run_campaign("c", None, minutes=None, device="cpu", say=print, recipe=recipe)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_step_resumes_from_its_last_checkpoint(recipe, tmp_path):
+    fields = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(recipe.model).items()}
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(KILLED_RUN).replace("{model}", repr(fields)))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    process = subprocess.Popen([sys.executable, str(script), recipe.start_from], env=env, stdout=subprocess.DEVNULL)
+    checkpoint = campaign.runs_root() / "c" / CHECKPOINT
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _step_of(checkpoint) >= 3:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    reached = _step_of(checkpoint)
+    assert reached >= 3
+    start = find_start("c", recipe)
+    assert f"run folder's checkpoint at step {reached}" in start.description
+    _steps(recipe, reached + 2)
+    assert _step_of(checkpoint) == reached + 2
+
+
+def _step_of(checkpoint: Path) -> int:
+    try:
+        return int(torch.load(checkpoint, weights_only=True)["step"])
+    except (FileNotFoundError, RuntimeError, EOFError, KeyError):
+        return 0
