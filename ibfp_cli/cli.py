@@ -1261,6 +1261,61 @@ def train_export(
     out.print(f"wrote {out_file} ({out_file.stat().st_size / 2**20:.1f} MiB, step {meta['steps']})")
 
 
+campaign_app = typer.Typer(
+    help="The long training run that resumes wherever it stopped (weights/TRAINING.md).", no_args_is_help=True
+)
+train_app.add_typer(campaign_app, name="campaign")
+CampaignName = Annotated[
+    str, typer.Option("--name", help="Campaign name: run folder $IBFP_RUNS/NAME, resume point weights/resume/NAME.pt.")
+]
+
+
+@campaign_app.command("run")
+def campaign_run(
+    crops: Annotated[Path, typer.Option(help="Crop cache from `ibfp train prepare`.")] = Path("cache/crops"),
+    minutes: Annotated[
+        float | None,
+        typer.Option(help="Stop after this many minutes, on a checkpoint. Default: until stopped (Ctrl-C, kill)."),
+    ] = None,
+    name: CampaignName = "campaign",
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Pairs per step. Default: the recipe's.", show_default=False)
+    ] = None,
+    device: DeviceOption = "auto",
+) -> None:
+    """Train the campaign from the newer of its run folder's checkpoint and its committed resume point,
+    with fresh augmented views every step; a checkpoint at least every 10 minutes, so it can be killed."""
+    from .train.campaign import run_campaign
+
+    def report(step: int, row: dict[str, float]) -> None:
+        err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
+
+    with _reported_errors():
+        state = run_campaign(
+            name, crops, minutes=minutes, device=device, batch_size=batch_size, say=err.print, report=report
+        )
+    out.print(f"campaign {name}: step {state.step}, {state.pairs:,} pairs; checkpoint saved")
+
+
+@campaign_app.command("save")
+def campaign_save(
+    data: Annotated[
+        Path, typer.Option(help="Data folder with the validation sequences (sot/, sot-train/).")
+    ] = DEFAULT_DATA,
+    name: CampaignName = "campaign",
+    device: DeviceOption = "cpu",
+    backend: BackendOption = "auto",
+) -> None:
+    """End a stretch: write the resume point to commit, check the network on the validation
+    sequences, and add the stretch's row to weights/TRAINING.md."""
+    from .train.campaign import TRAINING_LOG, end_stretch, resume_point
+
+    with _reported_errors(), _progress("sequences"):
+        stretch = end_stretch(name, data, device=device, backend=backend)
+    out.print(stretch.row())
+    out.print(f"commit {resume_point(name)} and {TRAINING_LOG}")
+
+
 OPTIONAL_VALUES = {"--ray": (LOCAL, is_ray_address)}
 """Options whose value may be left out, with the value then used and what counts as a value
 (Typer has no options with optional values)."""
