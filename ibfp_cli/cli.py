@@ -931,7 +931,8 @@ def export(
         typer.Option(
             min=0.0,
             max=0.99,
-            help="Fraction of videos or segments (see --split-by) for validation; 0: everything is train.",
+            help="Fraction of videos or segments (see --split-by) for validation; 0: everything is train. "
+            "A single video or segment cannot be split: everything is train then too, with a warning.",
         ),
     ] = DEFAULT_VAL_FRACTION,
     split_by: Annotated[
@@ -978,6 +979,8 @@ def export(
         export = export_batch if batch else export_video
         with _progress() as stage:
             result = export(video, boxes, out_dir, config, fmt=fmt, progress=stage)
+    if result.warning is not None:
+        err.print(f"[yellow]warning:[/yellow] {escape(result.warning)}", soft_wrap=True)
     if batch:
         table = Table(title="export")
         for column in ("video", "status", "message"):

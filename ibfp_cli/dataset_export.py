@@ -43,7 +43,7 @@ from .dataset_layout import (
     write_coco,
     write_yolo_labels,
 )
-from .dataset_split import SplitConfig, unit_of, val_units
+from .dataset_split import SplitConfig, no_split_reason, unit_of, val_units
 from .errors import IBFPError
 from .formats import FORMAT_BY_EXTENSION, read_annotations
 from .progress import StageProgress
@@ -111,11 +111,13 @@ class VideoExport:
 
 @dataclass(frozen=True, slots=True)
 class ExportResult:
-    """The dataset written: its folder, class names by index, and each video's outcome."""
+    """The dataset written: its folder, class names by index, each video's outcome, and why
+    there is no validation split where one was asked for (None: there is one, or none was)."""
 
     out_dir: Path
     classes: tuple[str, ...]
     videos: tuple[VideoExport, ...]
+    warning: str | None = None
 
     def images(self, side: str) -> int:
         return sum(v.images.get(side, 0) for v in self.videos)
@@ -213,7 +215,8 @@ def export_dataset(
     classes = _classes(annotations)
     class_of = {label: i for i, label in enumerate(classes)}
     val = val_units((unit_of(p.source.name, f, config.split) for p in plans for f in p.frames), config.split)
-    sides = SIDES if config.split.val > 0 else SIDES[:1]
+    sides = SIDES if val else SIDES[:1]
+    warning = no_split_reason(config.split) if config.split.val > 0 and not val else None
 
     images: list[ExportedImage] = []
     with atomic_folder(out_dir) as root:
@@ -245,7 +248,7 @@ def export_dataset(
             write_coco(
                 root, images, classes, [p.source.name for p in plans if outcomes[p.source.name].status == "done"]
             )
-    return ExportResult(out_dir, tuple(classes), (*(outcomes[s.name] for s in sources), *failed))
+    return ExportResult(out_dir, tuple(classes), (*(outcomes[s.name] for s in sources), *failed), warning)
 
 
 def _nothing_exported(outcomes: Iterable[VideoExport], config: ExportConfig) -> str:

@@ -56,22 +56,24 @@ def unit_of(video: str, frame: int, config: SplitConfig) -> Unit:
 
 
 def val_units(units: Iterable[Unit], config: SplitConfig) -> frozenset[Unit]:
-    """The units that go to validation: round(val x count) of them, at least one when val > 0.
-
-    A split that asks for validation but has a single unit cannot give both sides frames:
-    that is an IBFPError naming the fix.
-    """
+    """The units that go to validation: round(val x count) of them, at least one when val > 0
+    and there are two units or more. A single unit cannot give both sides frames: it goes to
+    train, and none to validation (`no_split_reason` says why)."""
     distinct = sorted(set(units))
-    if config.val == 0 or not distinct:
+    if config.val == 0 or len(distinct) < 2:
         return frozenset()
-    if len(distinct) < 2:
-        fix = "--split-by segment" if config.by == "video" else "a smaller --segment-frames"
-        raise IBFPError(
-            f"--val {config.val:g} needs at least 2 {config.by}s to split, but there is one; use {fix}, or --val 0"
-        )
     count = min(max(round(config.val * len(distinct)), 1), len(distinct) - 1)
     ranked = sorted(distinct, key=lambda unit: _rank(unit, config.seed))
     return frozenset(ranked[:count])
+
+
+def no_split_reason(config: SplitConfig) -> str:
+    """Why a split asking for validation (val > 0) got none: there was a single unit."""
+    fix = "--split-by segment" if config.by == "video" else "a smaller --segment-frames"
+    return (
+        f"no validation split was possible: --val {config.val:g} needs at least 2 {config.by}s, "
+        f"but there is one, so everything is in train (for a split, give {fix}; --val 0 asks for none)"
+    )
 
 
 def _rank(unit: Unit, seed: int) -> bytes:

@@ -28,8 +28,7 @@ from ibfp_cli.batch_summary import LOCK_NAME, SUMMARY_NAME
 from ibfp_cli.boxes import Box
 from ibfp_cli.cli import app
 from ibfp_cli.dataset_export import ExportConfig, export_video
-from ibfp_cli.dataset_split import SplitConfig, unit_of, val_units
-from ibfp_cli.errors import IBFPError
+from ibfp_cli.dataset_split import SplitConfig, no_split_reason, unit_of, val_units
 from ibfp_cli.formats import write_annotations
 from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
 
@@ -229,8 +228,8 @@ def test_split_is_seeded_stable_and_never_splits_a_unit() -> None:
     assert len(others) > 1  # the seed changes which units
     by_video = SplitConfig(val=0.5, by="video")
     assert {unit_of("a", f, by_video) for f in range(1000)} == {("a", 0)}
-    with pytest.raises(IBFPError, match="--split-by segment"):
-        val_units([("a", 0)], by_video)
+    assert val_units([("a", 0)], by_video) == frozenset()  # one unit: all of it is train
+    assert "at least 2 videos" in no_split_reason(by_video) and "--split-by segment" in no_split_reason(by_video)
 
 
 def test_failed_export_leaves_nothing_behind(clip, tmp_path, monkeypatch) -> None:
@@ -257,10 +256,6 @@ def test_export_errors_are_one_line(clip, tmp_path) -> None:
     (tmp_path / "taken" / "file").write_text("x")
     result = ibfp("export", video, boxes, "--to", "yolo", "--out", tmp_path / "taken", "--segment-frames", SEGMENT)
     assert result.exit_code == 1 and "already exists" in result.stderr
-    result = ibfp("export", video, boxes, "--to", "yolo", "--out", tmp_path / "one")
-    assert result.exit_code == 1  # a 300-frame video is one 300-frame segment: nothing to split
-    errors = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(errors) == 1 and errors[0].startswith("error: ") and "--segment-frames" in errors[0]
     beyond = tmp_path / "beyond.csv"
     write_annotations(beyond, Annotations(VideoMeta("walk"), [BoxRecord(SPEC.frames, 1, Box(1, 1, 5, 5))]))
     result = ibfp("export", video, beyond, "--to", "coco", "--out", tmp_path / "two", "--val", 0)
@@ -272,6 +267,34 @@ def test_export_errors_are_one_line(clip, tmp_path) -> None:
     result = ibfp("export", video, unsure, "--to", "yolo", "--out", tmp_path / "three", "--val", 0)
     assert result.exit_code == 1 and "no frame left to export" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["beyond.csv", "taken", "unsure.csv"]
+
+
+@pytest.mark.parametrize("to", ["yolo", "coco"])
+def test_a_short_clip_exports_with_only_the_required_arguments(small_video, tmp_path, to: str) -> None:
+    """Issue 24.5: one clip shorter than a segment cannot be split; everything goes to train,
+    with one warning line saying so and how to get a split."""
+    video, truth = small_video
+    boxes = tmp_path / "boxes.csv"
+    records = [BoxRecord(f, 1, Box(*row), score=0.9) for f, row in enumerate(truth)]
+    write_annotations(boxes, Annotations(VideoMeta("small"), records))
+    out = tmp_path / "dataset"
+    result = ibfp("export", video, boxes, "--to", to, "--out", out)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]  # the rest: progress bars
+    assert len(warnings) == 1, result.stderr
+    assert warnings[0].startswith("warning: no validation split was possible: --val 0.2 needs at least 2 segments")
+    assert "--segment-frames" in warnings[0] and "everything is in train" in warnings[0]
+    assert f"wrote {len(truth)} train and 0 val images" in result.stdout
+    assert len(list((out / "images" / "train").iterdir())) == len(truth) and not (out / "images" / "val").exists()
+    if to == "yolo":
+        assert yaml.safe_load((out / "data.yaml").read_text())["val"] == "images/train"
+    else:
+        assert sorted(p.name for p in (out / "annotations").iterdir()) == ["instances_train.json"]
+    by_video = ibfp("export", video, boxes, "--to", to, "--out", tmp_path / "by_video", "--split-by", "video")
+    assert by_video.exit_code == 0, by_video.output
+    assert "at least 2 videos" in by_video.stderr and "--split-by segment" in by_video.stderr
+    quiet = ibfp("export", video, boxes, "--to", to, "--out", tmp_path / "none", "--val", 0)
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr
 
 
 def test_batch_export_splits_by_video_and_reports_a_video_without_boxes_file(small_video, tmp_path) -> None:
