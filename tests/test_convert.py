@@ -128,6 +128,35 @@ def test_convert_fills_what_the_target_needs_from_the_video(tmp_path: Path, smal
     assert meta.fps == pytest.approx(original.video.fps)
 
 
+CVAT_JOB_EXPORT = """<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta>
+    <job><id>7</id><size>40</size><mode>interpolation</mode><start_frame>0</start_frame><stop_frame>39</stop_frame></job>
+    <dumped>2026-12-04 10:00:00.000000+00:00</dumped>
+    <original_size><width>160</width><height>120</height></original_size>
+  </meta>
+  <track id="0" label="dog" source="manual">
+    <box frame="0" outside="0" occluded="0" keyframe="1" xtl="1.00" ytl="2.00" xbr="11.00" ybr="22.00" z_order="0"/>
+  </track>
+</annotations>
+"""
+"""CVAT's export of a job (cvat/apps/dataset_manager/bindings.py, JobData._init_meta): the frame
+size sits in <meta>, beside <job>; a task's export has it inside <task>."""
+
+
+def test_cvat_to_label_studio_names_only_what_cvat_lacks(tmp_path: Path) -> None:
+    """Issue 24.7: CVAT stores the frame size (in a job's export too), not the rate."""
+    job = tmp_path / "job.xml"
+    job.write_text(CVAT_JOB_EXPORT)
+    assert (read_annotations(job).video.width, read_annotations(job).video.height) == (160, 120)
+    result = runner.invoke(app, ["convert", str(job), "--out", str(tmp_path / "ls.json"), "--format", "labelstudio"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: labelstudio files need the video's fps, which {job} does not store; give the video (--video)"
+    ]
+
+
 def test_convert_refuses_a_video_the_boxes_do_not_fit(tmp_path: Path, small_video, original) -> None:
     video, _ = small_video
     boxes = tmp_path / "boxes.json"

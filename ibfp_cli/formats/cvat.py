@@ -179,21 +179,26 @@ def _checkbox(text: str, where: str) -> bool:
 
 
 def _video(meta: ET.Element | None, path: Path) -> VideoMeta:
-    """Name, frame count and size from <meta><task> (or <meta><job>, as CVAT exports jobs)."""
+    """Name, frame count and size from <meta><task> (or <meta><job>, as CVAT exports jobs).
+
+    CVAT writes a task's frame size in <task><original_size>, a job's beside <job>, in
+    <meta><original_size> (cvat/apps/dataset_manager/bindings.py): both are read.
+    """
     info = None
     if meta is not None:
         info = next((e for e in (meta.find("task"), meta.find("job")) if e is not None), None)
-    if info is None:
+    if meta is None or info is None:
         return VideoMeta(name=path.stem)
     where = f"{path} meta"
 
-    def whole(tag: str) -> int | None:
-        text = info.findtext(tag)
+    def whole(element: ET.Element, tag: str) -> int | None:
+        text = element.findtext(tag)
         return None if not text else parse_int(text, tag.rsplit("/")[-1], where)
 
+    size = info if info.find("original_size") is not None else meta
     return VideoMeta(
         name=info.findtext("name") or path.stem,
-        width=whole("original_size/width"),
-        height=whole("original_size/height"),
-        frame_count=whole("size"),
+        width=whole(size, "original_size/width"),
+        height=whole(size, "original_size/height"),
+        frame_count=whole(info, "size"),
     )
