@@ -35,7 +35,7 @@ from .boxes import BoxFormat, parse_box
 from .config import Trainable, TrainConfig
 from .convert import convert_annotations
 from .dataset_export import DEFAULT_JPEG_QUALITY, ExportConfig, ImageFormat, export_batch, export_video
-from .dataset_layout import DatasetKind
+from .dataset_layout import DatasetKind, class_ids
 from .dataset_split import DEFAULT_SEGMENT_FRAMES, DEFAULT_VAL_FRACTION, SplitBy, SplitConfig
 from .demo import run_demo
 from .errors import IBFPError, OtherFormatError
@@ -991,7 +991,7 @@ def export(
         out.print(table)
     else:
         out.print(escape(result.videos[0].message))
-    classes = ", ".join(f"{i} {name}" for i, name in enumerate(result.classes))
+    classes = ", ".join(f"{i} {name}" for i, name in class_ids(to, result.classes).items())
     out.print(
         f"wrote {result.images('train')} train and {result.images('val')} val images to "
         f"{escape(str(out_dir))} (classes: {escape(classes)})",

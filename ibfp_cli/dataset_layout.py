@@ -28,8 +28,12 @@ FRAME_DIGITS = 6
 """Frame numbers in file names are zero-padded to 6 digits (a million frames: 9 h at 30 frames/s)."""
 LABEL_DECIMALS = 6
 """Normalised values keep 6 decimals, as Ultralytics's own converters: 0.002 px on a 4K frame."""
+YOLO_FIRST_CLASS = 0
+"""YOLO class indices count from 0 (Ultralytics's `names` list)."""
 COCO_FIRST_CATEGORY = 1
 """COCO category ids count from 1 (0 is background in many COCO tools)."""
+FIRST_CLASS_ID: dict[str, int] = {"yolo": YOLO_FIRST_CLASS, "coco": COCO_FIRST_CATEGORY}
+"""The id of the first class in the files of each layout (and in `ibfp export`'s summary line)."""
 SUPERCATEGORY = "object"
 INFO = {"description": "frames and boxes exported by ibfp export"}
 
@@ -55,6 +59,11 @@ class ExportedImage:
     width: int
     height: int
     boxes: tuple[LabelledBox, ...]
+
+
+def class_ids(kind: DatasetKind, classes: Sequence[str]) -> dict[int, str]:
+    """The id each class (0-based index in `classes`) has in the files of layout `kind` -> its name."""
+    return {FIRST_CLASS_ID[kind] + i: name for i, name in enumerate(classes)}
 
 
 def image_name(video: str, frame: int, extension: str) -> str:
@@ -88,7 +97,7 @@ def data_yaml(dataset_path: Path, classes: Sequence[str], sides: Iterable[str]) 
         f"val: {folders.get('val', folders['train'])}",
         f"nc: {len(classes)}",
         "names:",
-        *(f"  {i}: {json.dumps(name, ensure_ascii=False)}" for i, name in enumerate(classes)),
+        *(f"  {i}: {json.dumps(name, ensure_ascii=False)}" for i, name in class_ids("yolo", classes).items()),
     ]
     return "\n".join(lines) + "\n"
 
@@ -114,7 +123,7 @@ def coco_document(images: Sequence[ExportedImage], classes: Sequence[str], video
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
-                    "category_id": b.cls + COCO_FIRST_CATEGORY,
+                    "category_id": b.cls + FIRST_CLASS_ID["coco"],
                     "bbox": list(b.box.xywh()),
                     "area": b.box.area,
                     "iscrowd": 0,
@@ -129,8 +138,7 @@ def coco_document(images: Sequence[ExportedImage], classes: Sequence[str], video
         "images": coco_images,
         "annotations": annotations,
         "categories": [
-            {"id": i + COCO_FIRST_CATEGORY, "name": name, "supercategory": SUPERCATEGORY}
-            for i, name in enumerate(classes)
+            {"id": i, "name": name, "supercategory": SUPERCATEGORY} for i, name in class_ids("coco", classes).items()
         ],
     }
 

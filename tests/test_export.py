@@ -121,6 +121,7 @@ def test_yolo_export_is_ultralytics_layout_with_exact_labels_and_a_segment_split
     out = tmp_path / "dataset"
     result = ibfp("export", video, boxes, "--to", "yolo", "--out", out, "--segment-frames", SEGMENT)
     assert result.exit_code == 0, result.output
+    assert "(classes: 0 car, 1 person)" in result.stdout
 
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data == {
@@ -176,6 +177,7 @@ def test_coco_export_loads_in_pycocotools_with_tracks_and_unique_ids(clip, tmp_p
         "--image-format", "png",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "(classes: 1 car, 2 person)" in result.stdout  # the ids in the files (issue 24.7)
     expected = _expected(records, every)
     seen_frames: set[int] = set()
     for side in ("train", "val"):
