@@ -22,6 +22,7 @@ from .formats import FORMAT_BY_EXTENSION, read_annotations, resolve_format
 from .pipeline import Seed, load_seeds, track_to_file
 from .render import render_video
 from .shards import Shard
+from .wording import boxes_of_objects
 
 if TYPE_CHECKING:
     from .batch_ray import RayOptions
@@ -284,7 +285,7 @@ def annotate(job: VideoJob, options: TrackOptions, report: FramesCallback | None
     return BatchResult(
         job.name,
         "done",
-        f"{len(annotations.records)} boxes of {objects} object(s)",
+        boxes_of_objects(len(annotations.records), objects),
         job.out,
         frames=len({r.frame for r in annotations.records}),
         objects=objects,

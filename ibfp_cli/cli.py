@@ -51,6 +51,7 @@ from .select_box import append_seeds, select_boxes, track_command
 from .shards import Shard, parse_shard
 from .trackers import create_tracker, tracker_descriptions, tracker_names
 from .video import probe
+from .wording import boxes_of_objects, counted
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2  # a bad option value, an unknown option, a missing argument (Click's code)
@@ -305,7 +306,7 @@ def track(
             if render is not None:
                 render_video(video, annotations, render, progress=stage(f"rendering {render.name}"))
         boxes, objects = len(annotations.records), len(annotations.ids())
-        out.print(f"wrote {boxes} boxes of {objects} object(s) to {escape(str(out_file))}")
+        out.print(f"wrote {boxes_of_objects(boxes, objects)} to {escape(str(out_file))}")
         if render is not None:
             out.print(f"wrote preview {escape(str(render))}")
 
@@ -321,9 +322,10 @@ def _seeds_from_options(
     boxes: list[str], ids: list[int], labels: list[str], box_format: BoxFormat, frame: int
 ) -> list[Seed]:
     if ids and len(ids) != len(boxes):
-        raise IBFPError(f"give one --id per --box ({len(boxes)} boxes, {len(ids)} ids)")
+        raise IBFPError(f"give one --id per --box ({counted(len(boxes), 'box', 'boxes')}, {counted(len(ids), 'id')})")
     if len(labels) > 1 and len(labels) != len(boxes):
-        raise IBFPError(f"give one --label for all boxes or one per --box ({len(boxes)} boxes, {len(labels)} labels)")
+        given = f"{counted(len(boxes), 'box', 'boxes')}, {counted(len(labels), 'label')}"
+        raise IBFPError(f"give one --label for all boxes or one per --box ({given})")
     ids = ids or list(range(1, len(boxes) + 1))
     labels = labels * len(boxes) if len(labels) == 1 else labels or [DEFAULT_LABEL] * len(boxes)
     return [
@@ -423,7 +425,7 @@ def convert(
         _check_outputs(out_file)
         annotations = convert_annotations(boxes, out_file, fmt=fmt, source_format=source_format, video=video)
     boxes_count, objects = len(annotations.records), len(annotations.ids())
-    out.print(f"converted {boxes_count} boxes of {objects} object(s) to {escape(str(out_file))}", soft_wrap=True)
+    out.print(f"converted {boxes_of_objects(boxes_count, objects)} to {escape(str(out_file))}", soft_wrap=True)
 
 
 @app.command()
@@ -703,11 +705,12 @@ def retrack(
             if render is not None:
                 render_video(video, annotations, render, progress=stage(f"rendering {render.name}"))
         frames = sum(s.last - s.first + 1 for s in result.retracked)
-        out.print(f"tracked {frames} frame(s) again in {len(result.retracked)} stretch(es)")
+        stretches = counted(len(result.retracked), "stretch", "stretches")
+        out.print(f"tracked {counted(frames, 'frame')} again in {stretches}")
         for s in result.retracked:
             out.print(f"  object {s.id}: frames {s.first}..{s.last}")
         boxes, objects = len(annotations.records), len(annotations.ids())
-        out.print(f"wrote {boxes} boxes of {objects} object(s) to {escape(str(out_file))}", soft_wrap=True)
+        out.print(f"wrote {boxes_of_objects(boxes, objects)} to {escape(str(out_file))}", soft_wrap=True)
         if render is not None:
             out.print(f"wrote preview {escape(str(render))}", soft_wrap=True)
 
@@ -763,7 +766,8 @@ def review(
             with _progress() as stage:
                 shown = contact_sheet(video, annotations, segments, sheet, progress=stage(f"reading {video.name}"))
             out.print(
-                f"wrote contact sheet {escape(str(sheet))} ({len(shown)} of {len(segments)} runs)", soft_wrap=True
+                f"wrote contact sheet {escape(str(sheet))} ({len(shown)} of {counted(len(segments), 'run')})",
+                soft_wrap=True,
             )
 
 

@@ -49,6 +49,7 @@ from .formats import FORMAT_BY_EXTENSION, read_annotations
 from .progress import StageProgress
 from .review import DEFAULT_THRESHOLD, is_doubtful
 from .video import VideoInfo, VideoReader
+from .wording import counted
 
 ImageFormat = Literal["jpg", "png"]
 IMAGE_FORMATS: tuple[str, ...] = ("jpg", "png")
@@ -237,7 +238,8 @@ def export_dataset(
             images.extend(exported)
             counts = {side: sum(i.side == side for i in exported) for side in sides}
             boxes = sum(len(i.boxes) for i in exported)
-            message = f"{sum(counts.values())} images, {boxes} boxes, {plan.dropped} doubtful frames dropped"
+            written = counted(sum(counts.values()), "image")
+            message = f"{written}, {counted(boxes, 'box', 'boxes')}, {counted(plan.dropped, 'doubtful frame')} dropped"
             outcomes[name] = VideoExport(name, "done", message, counts, boxes, plan.dropped)
         if not images:
             raise IBFPError(_nothing_exported(outcomes.values(), config))

@@ -65,7 +65,7 @@ def test_one_output_per_video_failures_isolated(folder, tmp_path, small_video) -
     by_video = {r.video: r for r in results}
     assert [r.status for r in results] == ["done", "failed", "failed", "skipped"]
     a = by_video["a.mp4"]
-    assert (a.message, a.output) == (f"{2 * len(truth)} boxes of 2 object(s)", out / "a.json")
+    assert (a.message, a.output) == (f"{2 * len(truth)} boxes of 2 objects", out / "a.json")
     assert (a.frames, a.objects) == (len(truth), 2)
     assert "outside" in by_video["b.mp4"].message
     assert "not found" in by_video["gone"].message
@@ -87,7 +87,7 @@ def test_name_without_extension_finds_the_video(folder, tmp_path, small_video) -
     _, truth = small_video
     results = run_batch(folder, _seeds(tmp_path, [f"b,5,{_box(truth[5])}"]), tmp_path / "out", fmt="mot", tracker="kcf")
     assert (results[0].video, results[0].status, results[0].output) == ("b.mp4", "done", tmp_path / "out" / "b.txt")
-    assert (results[0].message, results[0].frames) == (f"{len(truth) - 5} boxes of 1 object(s)", len(truth) - 5)
+    assert (results[0].message, results[0].frames) == (f"{len(truth) - 5} boxes of 1 object", len(truth) - 5)
     frames = [r.frame for r in read_annotations(tmp_path / "out" / "b.txt").records]
     assert frames == list(range(5, len(truth)))
 

@@ -67,7 +67,7 @@ def test_track_writes_one_box_per_frame(small_video, tmp_path, name: str) -> Non
     annotations = read_annotations(out)
     assert [r.frame for r in annotations.records] == list(range(len(truth)))
     assert annotations.ids() == [1]
-    assert f"wrote {len(truth)} boxes" in result.stdout
+    assert f"wrote {len(truth)} boxes of 1 object to" in result.stdout
 
 
 def test_track_several_objects_keeps_their_ids_and_labels(small_video, tmp_path) -> None:
@@ -522,6 +522,8 @@ def test_retrack_keeps_the_seed_and_tracks_only_around_the_correction(small_vide
     result = ibfp("retrack", path, "--keyframes", corrections, "--existing", boxes, "--tracker", "kcf", "-o", boxes)
     assert result.exit_code == 0, result.output
     assert "object 1: frames 1..19" in result.stdout and "object 1: frames 21..39" in result.stdout
+    assert "tracked 38 frames again in 2 stretches" in result.stdout
+    assert f"wrote {len(truth)} boxes of 1 object to" in result.stdout
     records = read_annotations(boxes).records
     assert [r.frame for r in records if r.keyframe] == [0, 20]
     assert len(records) == len(truth)
@@ -548,7 +550,7 @@ def test_review_lists_doubtful_runs_and_writes_a_sheet(small_video, tmp_path) ->
     sheet = tmp_path / "review.png"
     result = ibfp("review", path, boxes, "--sheet", sheet)
     assert result.exit_code == 0, result.output
-    assert "5..8" in result.stdout and "1 of 1 runs" in result.stdout
+    assert "5..8" in result.stdout and "(1 of 1 run)" in result.stdout
     assert cv2.imread(str(sheet)) is not None
     quiet = ibfp("review", path, boxes, "--threshold", "0.1")
     assert quiet.exit_code == 0 and "no doubtful boxes" in quiet.stdout

@@ -186,7 +186,7 @@ def test_convert_command(tmp_path: Path, small_video, original) -> None:
     xml = tmp_path / "walk.xml"
     result = runner.invoke(app, ["convert", str(boxes), "--out", str(xml)])
     assert result.exit_code == 0, result.output
-    assert f"converted {len(original.records)} boxes of 2 object(s)" in result.stdout
+    assert f"converted {len(original.records)} boxes of 2 objects" in result.stdout
     assert_same_boxes(read_annotations(xml), original.records, CARRIED["cvat"])
 
     ls = tmp_path / "walk.json"

@@ -246,6 +246,13 @@ def test_report_markdown_has_the_peers_layout(dataset, tmp_path):
         assert [row["tracker"] for row in csv.DictReader(f)] == ["test-constant", "test-slow"]
 
 
+def test_one_sequence_is_counted_in_the_singular(dataset, tmp_path):
+    """Issue 24.7: eval printed `(1 sequences)`."""
+    report = run_evaluation(dataset, ["test-constant"], tmp_path / "out", workers=1, sequences=["short"])
+    assert render_rich_table(report).title == "Tracking evaluation (1 sequence)"
+    assert "## Overall (1 sequence)" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_without_matplotlib_the_plots_are_skipped_with_a_hint(dataset, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     report = run_evaluation(dataset, ["test-constant"], tmp_path / "out", workers=1)

@@ -11,6 +11,7 @@ import pandas as pd
 from rich.table import Table
 
 from ..atomic import atomic_output
+from ..wording import counted
 from .boxfit import NETWORK_CHECK_EVERY, NO_FIT, SCALE_PROBES, BoxFit, NetworkCheck, mean_fit, summarize
 from .metrics import (
     NORM_PRECISION_AT,
@@ -183,7 +184,7 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
     """The report as Markdown: protocol, overall table, AUC per sequence (PEERS.md's layout)."""
     sequences = report.per_sequence["sequence"].nunique()
     lines = [f"# Tracking evaluation on {dataset}", "", PROTOCOL, ""]
-    lines += [f"## Overall ({sequences} sequences)", ""]
+    lines += [f"## Overall ({counted(sequences, 'sequence')})", ""]
     lines += _markdown_table(
         ["tracker", *METRIC_LABELS.values(), f"AUC {BOOTSTRAP_LEVEL:.0%} interval"],
         [
@@ -232,7 +233,7 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
 def render_rich_table(report: EvalReport) -> Table:
     """The overall table for the terminal, best AUC first."""
     sequences = report.per_sequence["sequence"].nunique()
-    table = Table(title=f"Tracking evaluation ({sequences} sequences)")
+    table = Table(title=f"Tracking evaluation ({counted(sequences, 'sequence')})")
     table.add_column("tracker")
     for label in METRIC_LABELS.values():
         table.add_column(label, justify="right")

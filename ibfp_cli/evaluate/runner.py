@@ -22,6 +22,7 @@ import numpy as np
 from ..boxes import Box
 from ..errors import IBFPError, TrackerUnavailable
 from ..trackers import SingleObjectTracker, TrackerFactory, TrackerOutput, tracker_factory
+from ..wording import counted
 from .boxfit import NetworkCheck, box_fit, network_check
 from .datasets import Sequence, open_dataset
 from .metrics import score_sequence
@@ -124,7 +125,7 @@ def select_sequences(all_sequences: list[Sequence], names: list[str] | None) -> 
     if unknown:
         raise IBFPError(
             f"no sequence named {', '.join(unknown)} in the dataset "
-            f"({len(known)} sequences, e.g. {', '.join(sorted(known)[:3])})"
+            f"({counted(len(known), 'sequence')}, e.g. {', '.join(sorted(known)[:3])})"
         )
     wanted = set(names)
     return [s for s in all_sequences if s.name in wanted]
