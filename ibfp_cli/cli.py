@@ -1310,6 +1310,17 @@ def campaign_save(
         Path, typer.Option(help="Data folder with the validation sequences (sot/, sot-train/).")
     ] = DEFAULT_DATA,
     name: CampaignName = "campaign",
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="A resume point a device stretch brought back (campaign.pt, its log.csv beside it) "
+            "instead of the run folder's checkpoint.",
+            dir_okay=False,
+            exists=True,
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOption = "cpu",
     backend: BackendOption = "auto",
 ) -> None:
@@ -1318,7 +1329,7 @@ def campaign_save(
     from .train.campaign import TRAINING_LOG, end_stretch, resume_point
 
     with _reported_errors(), _progress("sequences"):
-        stretch = end_stretch(name, data, device=device, backend=backend)
+        stretch = end_stretch(name, data, source=source, device=device, backend=backend)
     out.print(stretch.row())
     out.print(f"commit {resume_point(name)} and {TRAINING_LOG}")
 

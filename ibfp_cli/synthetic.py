@@ -17,7 +17,6 @@ import numpy as np
 
 from .boxes import MIN_BOX_SIZE
 from .errors import IBFPError
-from .video import VideoWriter
 
 UINT8_MAX = 255
 BACKGROUND_CELLS = (8, 6)
@@ -114,6 +113,8 @@ def render_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
 
 def write_synthetic_video(path: str | os.PathLike[str], spec: SyntheticSpec) -> np.ndarray:
     """Write the clip as an H.264 video and return its (frames, 4) xywh boxes."""
+    from .video import VideoWriter  # PyAV only where a clip is written: training renders them in memory
+
     frames, boxes = synthetic_sequence(spec)
     with VideoWriter(path, spec.width, spec.height, spec.fps) as writer:
         for frame in frames:

@@ -3,6 +3,7 @@ folder's checkpoint and its committed resume point; each stretch leaves a resume
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -140,3 +141,43 @@ def _step_of(checkpoint: Path) -> int:
         return int(torch.load(checkpoint, weights_only=True)["step"])
     except (FileNotFoundError, RuntimeError, EOFError, KeyError):
         return 0
+
+
+@pytest.mark.slow
+def test_device_stretch_dry_run_packs_trains_and_brings_back_a_resume_point_the_cpu_adopts(tmp_path, monkeypatch):
+    """The GPU script's one-minute CPU dry run, same code and inputs: pack a crop cache to a
+    budget, train the campaign's network from its newest start, validate what comes back here."""
+    from ibfp_cli.train import device_stretch
+    from ibfp_cli.train.prepare import INDEX_FILE, prepare_crop_cache
+
+    data = tmp_path / "data"
+    (data / "sot").mkdir(parents=True)
+    truth = write_synthetic_video(data / "sot" / "clip.mp4", SyntheticSpec(width=320, height=240, frames=60, seed=4))
+    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
+    (data / "sot" / "clip.gt.csv").write_text("\n".join(rows) + "\n")
+    prepare_crop_cache(data, tmp_path / "crops")
+    full = (tmp_path / "crops" / "clip.mp4").stat().st_size / 2**20
+    budget = full * 0.75 + (tmp_path / "crops" / INDEX_FILE).stat().st_size / 2**20
+    packed = device_stretch.pack(tmp_path / "crops", tmp_path / "pack", budget)
+    assert len(packed) == 15 and list(packed["item"]) == list(range(15))  # 30 crops thinned to every 2nd
+    assert sum(p.stat().st_size for p in (tmp_path / "pack").iterdir()) / 2**20 <= budget
+
+    out = tmp_path / "out"
+    monkeypatch.setenv(campaign.RUNS_ENV, str(tmp_path / "runs"))  # restored after the test, as main() sets it
+    start = find_start(device_stretch.RUN_NAME)  # the committed resume point, or 0.3.0 before the first
+    args = ["run", "--pack", str(tmp_path / "pack"), "--out", str(out), "--device", "cpu", "--minutes", "0.1"]
+    device_stretch.main([*args, "--workers", "1", "--batch", "2", "--runs", str(tmp_path / "runs")])
+    summary = json.loads((out / device_stretch.SUMMARY_FILE).read_text())
+    first = start.state.step if start.state else 0
+    assert summary["steps"][0] == first and summary["steps"][1] > first and summary["batch"] == 2
+
+    monkeypatch.setattr(campaign, "RESUME_DIR", tmp_path / "resume")
+    log = tmp_path / "TRAINING.md"
+    log.write_text(campaign.LOG_HEADER + "\n")
+    monkeypatch.setattr(campaign, "TRAINING_LOG", log)
+    name = sorted(val_sequences())[0]
+    (data / "sot" / "clip.mp4").rename(data / "sot" / f"{name}.mp4")
+    (data / "sot" / "clip.gt.csv").rename(data / "sot" / f"{name}.gt.csv")
+    stretch = end_stretch("campaign", data, source=out / device_stretch.RESUME_FILE)
+    assert stretch.state.step == summary["steps"][1] and stretch.losses and stretch.network["frames"] > 0
+    assert log.read_text().splitlines()[-1] == stretch.row()

@@ -191,36 +191,55 @@ LOG_HEADER = (
 
 
 def end_stretch(
-    name: str, data_dir: Path, *, device: str = "cpu", backend: str = "auto", recipe: Recipe = RECIPE
+    name: str,
+    data_dir: Path,
+    *,
+    source: Path | None = None,
+    device: str = "cpu",
+    backend: str = "auto",
+    recipe: Recipe = RECIPE,
 ) -> Stretch:
-    """Write the resume point from the run folder's checkpoint, run the network check on the
-    validation sequences with it, and append the stretch's row to weights/TRAINING.md."""
-    run_dir = runs_root() / name
-    checkpoint = run_dir / CHECKPOINT
-    if not checkpoint.is_file():
-        raise IBFPError(f"no checkpoint in {run_dir}: run `ibfp train campaign run` first")
-    data = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = RunState.from_dict(data)
+    """Write the resume point from the run folder's checkpoint (or from `source`, a resume point
+    a device stretch brought back, its log.csv beside it), run the network check on the validation
+    sequences with it, and append the stretch's row to weights/TRAINING.md."""
+    if source is None:
+        checkpoint = runs_root() / name / CHECKPOINT
+        if not checkpoint.is_file():
+            raise IBFPError(f"no checkpoint in {checkpoint.parent}: run `ibfp train campaign run` first")
+        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state, model = RunState.from_dict(data), IBFP(recipe.model)
+        model.load_state_dict(data["model"])
+    else:
+        model, meta = load_model(source)
+        state = RunState.from_dict(meta["run"])
+    log = (runs_root() / name if source is None else source.parent) / LOG
     committed = resume_point(name)
     before = RunState.from_dict(read_checkpoint(committed)["meta"]["run"]) if committed.is_file() else RunState()
-    model = IBFP(recipe.model)
-    model.load_state_dict(data["model"])
-    RESUME_DIR.mkdir(parents=True, exist_ok=True)
-    with atomic_output(committed) as tmp:
-        save_weights(
-            tmp, model, {"run": state.to_dict(), "recipe": to_dict(recipe.train), "date": _today()}, half=False
+    if state.step <= before.step:
+        raise IBFPError(
+            f"{source or 'the run folder'} is at step {state.step}, the resume point already at {before.step}"
         )
+    save_resume_point(committed, model, state, recipe)
     stretch = Stretch(
         _today(),
         before.step,
         state,
         before.pairs,
         {k: (v - before.seconds.get(k, 0.0)) / 3600 for k, v in state.seconds.items()},
-        _stretch_losses(run_dir / LOG, before.step),
+        _stretch_losses(log, before.step),
         validation_check(committed, data_dir, device=device, backend=backend),
     )
     _append_row(stretch.row())
     return stretch
+
+
+def save_resume_point(path: Path, model: IBFP, state: RunState, recipe: Recipe = RECIPE) -> None:
+    """A resume point: the model's tensors in fp32 and the run's counters, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        save_weights(
+            tmp, model, {"run": state.to_dict(), "recipe": to_dict(recipe.train), "date": _today()}, half=False
+        )
 
 
 def validation_check(weights: Path, data_dir: Path, *, device: str, backend: str) -> dict[str, float]:

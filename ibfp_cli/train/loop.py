@@ -1,4 +1,4 @@
-"""The training loop: Adam with warm-up and step decay, AMP on CUDA, resumable checkpoints, DDP."""
+"""The training loop: Adam with warm-up and step decay, bf16/fp16 AMP on CUDA, resumable checkpoints, DDP."""
 
 from __future__ import annotations
 
@@ -180,7 +180,8 @@ def train(
     else:
         torch.manual_seed(cfg.seed + rank + state.step)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if distributed else model
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    amp = _amp_dtype(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     clock = _Clock(state, device)
     deadline = clock.started + max_minutes * 60 if max_minutes else None
     saved_at = clock.started
@@ -191,7 +192,7 @@ def train(
         for g, base in zip(optimizer.param_groups, base_lrs):
             g["lr"] = base * lr_factor(state.step, cfg, state.fresh_from)
         batch = _to(next_batch(), device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=amp or torch.float16, enabled=amp is not None):
             terms = forward_loss(net, batch, cfg)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(terms.total).backward()
@@ -213,6 +214,13 @@ def train(
     if rank == 0:
         _save(checkpoint, model, optimizer, clock.update(), sampler_rng, cfg, run_dir, log_rows)
     return clock.update()
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Mixed precision on CUDA: bf16 where the GPU has it (no loss scaling), else fp16; none on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 class _Clock:

@@ -1,0 +1,210 @@
+"""One GPU stretch of the training campaign in one command (issue 26.6).
+
+A device here is lent rarely and briefly: one NVIDIA H200 with 16 CPU cores, about 10 minutes a
+command, at most 64 MiB carried in, no network, no PyAV (torch, OpenCV, numpy, pandas, rich and
+typer are there). `run` makes the most of it: the CUDA tests and the speed benchmark where PyAV
+travelled as a wheel, then the campaign trained from its committed resume point with every crop
+decoded into memory once, augmentation on the CPU cores in worker processes, bf16 and large
+batches. Everything that comes back is in one folder: the new resume point, the loss log, the
+tests' and the benchmark's output, and a summary. README, Training, gives the exact calls:
+
+    python -m ibfp_cli.train.device_stretch pack --crops cache/crops --out .carry/train    # here
+    python -m ibfp_cli.train.device_stretch run --pack .carry/train --out /tmp/dry --device cpu --minutes 1
+    python3 -m ibfp_cli.train.device_stretch run --pack .carry/train --out $OUT --tests    # there
+    ibfp train campaign save --from FILES_AT/campaign.pt                                   # back here
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import TrackerConfig
+from ..tracker import pick_device
+from .campaign import RECIPE, RUNS_ENV, Recipe, find_start, runs_root, save_resume_point
+from .data import ImageBatch, PairSampler, SamplingConfig, Source, image_batch
+from .loop import CHECKPOINT, LOG, RunState, train
+from .prepare import INDEX_FILE, META_FILE, CacheConfig, load_crop_cache
+
+PACK_BUDGET_MIB = 48.0  # the carry limit is 64 MiB a command; the rest is the repository itself
+GPU_BATCH = 64  # pairs per step on the device: 4x the CPU recipe's 16
+CPU_BATCH_REFERENCE = 16  # the recipe's batch, to which its learning rate belongs
+TESTS_MINUTES = 2.0  # the CUDA tests and the speed benchmark, when asked for
+CUDA_TESTS = ("tests/test_tracker.py", "tests/test_onnx_backend.py", "tests/test_cli_polish.py")
+RUN_NAME = "campaign"
+RESUME_FILE = f"{RUN_NAME}.pt"
+SUMMARY_FILE = "summary.json"
+
+
+def pack(crops: Path, out: Path, budget_mib: float = PACK_BUDGET_MIB) -> pd.DataFrame:
+    """Copy the crop cache to `out`, thinning the largest sources (every 2nd crop, re-encoded)
+    until it fits the budget. Returns the packed index."""
+    from ..video import VideoWriter  # PyAV: packing happens on a machine that has it
+
+    index = pd.read_csv(crops / INDEX_FILE)
+    sizes = {name: (crops / f"{name}.mp4").stat().st_size / 2**20 for name in index.source.unique()}
+    steps = dict.fromkeys(sizes, 1)
+    while sum(sizes[n] / steps[n] for n in sizes) + (crops / INDEX_FILE).stat().st_size / 2**20 > budget_mib:
+        largest = max(sizes, key=lambda n: sizes[n] / steps[n])
+        steps[largest] *= 2
+    out.mkdir(parents=True, exist_ok=True)
+    thinned = {n for n, s in steps.items() if s > 1}
+    sources = {s.name: s for s in load_crop_cache(crops) if s.name in thinned} if thinned else {}
+    rows = []
+    cfg = CacheConfig()
+    for name, group in index.groupby("source", sort=True):
+        group = group.sort_values("item")
+        if name not in thinned:
+            shutil.copyfile(crops / f"{name}.mp4", out / f"{name}.mp4")
+            rows.append(group)
+            continue
+        source = sources[name]
+        keep = np.arange(0, len(group), steps[name])
+        with VideoWriter(out / f"{name}.mp4", cfg.crop_size, cfg.crop_size, cfg.fps, crf=cfg.crf) as writer:
+            for i in keep:
+                writer.write(source.frames[i])
+        kept = group.iloc[keep].copy()
+        kept["item"] = np.arange(len(kept))
+        rows.append(kept)
+    packed = pd.concat(rows)
+    packed.to_csv(out / INDEX_FILE, index=False)
+    shutil.copyfile(crops / META_FILE, out / META_FILE)
+    return packed
+
+
+class _Batches(torch.utils.data.IterableDataset):
+    """Endless augmented batches, each worker drawing with its own seed (fresh views every step)."""
+
+    def __init__(self, sources: list[Source], batch: int, seed: int, recipe: Recipe) -> None:
+        self.sources, self.batch, self.seed, self.recipe = sources, batch, seed, recipe
+
+    def __iter__(self) -> Iterator[ImageBatch]:
+        info = torch.utils.data.get_worker_info()
+        sampler = PairSampler(self.sources, SamplingConfig(), self.seed * 1000 + (info.id if info else 0))
+        area, size = TrackerConfig().search_area_scale, self.recipe.model.input_size
+        while True:
+            yield image_batch(sampler, self.batch, area, size, self.recipe.template_aug, self.recipe.search_aug)
+
+
+def train_stretch(
+    pack_dir: Path, out: Path, *, minutes: float, device: str, batch: int, workers: int, recipe: Recipe = RECIPE
+) -> RunState:
+    """Train the campaign from its newest resume point for `minutes` on `device` (run folder under
+    $IBFP_RUNS); write the new resume point, the loss log and a summary into `out`."""
+    from .api import training_sources
+
+    start = find_start(RUN_NAME, recipe)
+    print(start.description, flush=True)
+    sources = training_sources(pack_dir, recipe.synthetic, recipe.train.seed)
+    steps_before = start.state.step if start.state else 0
+    # the recipe's rate belongs to its batch; a larger batch takes it up by the square root
+    lr = recipe.train.learning_rate * math.sqrt(batch / CPU_BATCH_REFERENCE)
+    cfg = replace(recipe.train, model=recipe.model, batch_size=batch, learning_rate=lr)
+    loader = torch.utils.data.DataLoader(
+        _Batches(sources, batch, cfg.seed + steps_before, recipe),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=bool(workers),
+    )
+    batches = iter(loader)
+    rng = np.random.default_rng(cfg.seed)
+
+    def report(step: int, row: dict[str, float]) -> None:
+        print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"), flush=True)
+
+    started = time.monotonic()
+    state = train(
+        runs_root() / RUN_NAME,
+        start.model,
+        lambda: next(batches),
+        rng,
+        cfg,
+        device=pick_device(device),
+        max_minutes=minutes,
+        report=report,
+        start=start.state,
+    )
+    seconds = time.monotonic() - started
+    run_dir = runs_root() / RUN_NAME
+    data = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    model = start.model.cpu()
+    model.load_state_dict(data["model"])
+    out.mkdir(parents=True, exist_ok=True)
+    save_resume_point(out / RESUME_FILE, model, state, recipe)
+    shutil.copyfile(run_dir / LOG, out / LOG)
+    summary = {
+        "device": torch.cuda.get_device_name() if state.seconds.get("cuda") else f"cpu ({os.cpu_count()} cores)",
+        "steps": [steps_before, state.step],
+        "pairs": state.pairs,
+        "batch": batch,
+        "learning_rate": lr,
+        "workers": workers,
+        "seconds": round(seconds, 1),
+        "pairs_per_second": round((state.step - steps_before) * batch / seconds, 1),
+    }
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary), flush=True)
+    return state
+
+
+def run_checks(out: Path) -> None:
+    """The CUDA tests and the speed benchmark, their output in `out`; skipped without PyAV."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        (out / "tests.txt").write_text("skipped: PyAV is not installed here (carry its wheel, README Training)\n")
+        return
+    commands = {
+        "tests.txt": [sys.executable, "-m", "pytest", "-q", "-k", "cuda", *CUDA_TESTS],
+        "speed.txt": [sys.executable, "benchmarks/speed.py", "--no-batch"],
+    }
+    for name, command in commands.items():
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TESTS_MINUTES * 60 / len(commands))
+        (out / name).write_text(done.stdout + done.stderr + f"\nexit {done.returncode}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ibfp_cli.train.device_stretch", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("pack", help="copy the crop cache, thinned to fit one carry")
+    p.add_argument("--crops", type=Path, default=Path("cache/crops"), help="crop cache of `ibfp train prepare`")
+    p.add_argument("--out", type=Path, required=True, help="folder to write (name it in the device run's carry)")
+    p.add_argument("--budget", type=float, default=PACK_BUDGET_MIB, help="largest size of the pack, MiB")
+    r = commands.add_parser("run", help="the stretch: checks, then training, results in --out")
+    r.add_argument("--pack", type=Path, required=True, help="folder written by `pack`")
+    r.add_argument("--out", type=Path, required=True, help="results folder ($OUT on the device)")
+    r.add_argument("--minutes", type=float, default=7.0, help="training minutes (after the checks)")
+    r.add_argument("--device", default="auto", help="auto, cuda or cpu (cpu: the dry run)")
+    r.add_argument("--batch", type=int, default=GPU_BATCH, help="pairs per step")
+    r.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2), help="augmenting processes")
+    r.add_argument("--runs", type=Path, default=Path("/tmp/ibfp-runs"), help="run folder root on that machine")
+    r.add_argument("--tests", action="store_true", help="run the CUDA tests and the speed benchmark first")
+    args = parser.parse_args(argv)
+    if args.command == "pack":
+        packed = pack(args.crops, args.out, args.budget)
+        size = sum(p.stat().st_size for p in args.out.iterdir()) / 2**20
+        print(f"{len(packed)} crops from {packed.source.nunique()} sources in {args.out} ({size:.1f} MiB)")
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.tests:
+        run_checks(args.out)
+    os.environ[RUNS_ENV] = str(args.runs)
+    train_stretch(args.pack, args.out, minutes=args.minutes, device=args.device, batch=args.batch, workers=args.workers)
+
+
+if __name__ == "__main__":
+    main()
