@@ -57,6 +57,11 @@ SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 BATCH_VIDEOS = 4  # issue 12: `batch` over 4 generated videos
 BATCH_SPEC = SyntheticSpec(width=640, height=480, frames=60, seed=11)
 """Each `batch` video: 640x480 like the main clip, 60 frames (short: the CLI run includes start-up)."""
+KINETO_QUIET = "99"
+"""KINETO_LOG_LEVEL for libkineto, torch.profiler's engine: a severity above all of its log levels.
+Since torch 2.13 it writes `USDT: ... profiler_start` and `... profiler_stop` to stderr around every
+profile, at its highest severity (USDT, 5 in its LoggerOutputType), so only a threshold above that
+keeps them out of the tables. A KINETO_LOG_LEVEL set by the caller wins."""
 
 
 def decode_all(path: Path, frames: int) -> tuple[list[np.ndarray], float]:
@@ -233,6 +238,7 @@ def main() -> None:
     parser.add_argument("--opencv-models", type=Path, default=default_models, help="folder with NanoTrack's ONNX files")
     parser.add_argument("--no-batch", action="store_true", help="skip the `ibfp batch --workers` table")
     args = parser.parse_args()
+    os.environ.setdefault("KINETO_LOG_LEVEL", KINETO_QUIET)  # read when the first profile starts
     console = Console(width=200)
     torch.set_num_threads(CPU_THREADS)
     cv2.setNumThreads(CPU_THREADS)
