@@ -46,7 +46,7 @@ from .opencv_trackers import MODELS_ENV
 from .pipeline import Seed, track_to_file
 from .progress import ProgressCallback, StageProgress
 from .render import render_video
-from .review import DEFAULT_THRESHOLD, MAX_TILES, contact_sheet, low_confidence_segments
+from .review import DEFAULT_THRESHOLD, MAX_TILES, TILE_CONTEXT, contact_sheet, low_confidence_segments
 from .select_box import append_seeds, select_boxes, track_command
 from .shards import Shard, parse_shard
 from .trackers import create_tracker, tracker_descriptions, tracker_names
@@ -734,8 +734,9 @@ def review(
     sheet: Annotated[
         Path | None,
         typer.Option(
-            help=f"Also write a contact sheet (PNG): the least confident frame of each run with "
-            f"its box, the {MAX_TILES} least confident runs at most.",
+            help=f"Also write a contact sheet (PNG): the least confident frame of each run around "
+            f"its box ({TILE_CONTEXT:g} times its size, at most the whole frame), the {MAX_TILES} least "
+            "confident runs at most.",
             show_default=False,
             dir_okay=False,
         ),

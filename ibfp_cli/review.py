@@ -24,6 +24,12 @@ MAX_TILES = 24
 """Tiles on one contact sheet (the least confident segments are kept)."""
 TILE_WIDTH = 240
 """Pixels; the height follows the video's aspect ratio."""
+TILE_CONTEXT = 3.0
+"""A tile shows a window of the frame this many times the box's size, centred on it, so the box
+fills a third of the tile's width or height: large enough to judge on any footage (a 720p
+frame scaled whole into a tile would shrink a 64 px box to 12 px), with enough of its
+surroundings to tell whether it sits on the object. The window is never narrower than the
+tile (no magnification beyond the video's own pixels) nor wider than the frame."""
 SHEET_COLUMNS = 6
 """Tiles per row: rows of 240 px tiles make a sheet about 1,500 px wide, one screen across."""
 TILE_GAP = 4
@@ -91,7 +97,8 @@ def contact_sheet(
     progress: ProgressCallback | None = None,
 ) -> list[Segment]:
     """Write a PNG grid with one tile per segment: its lowest-score frame (else its first or
-    last frame with a box) with the box drawn and captioned "id N frame F score S".
+    last frame with a box) around the box (see `tile_window`), the box drawn and the tile
+    captioned "id N frame F score S".
 
     With more than `max_tiles` segments the least confident ones are shown. Tiles are in
     frame order; returns the segments shown, in tile order. The video is decoded once from
@@ -103,9 +110,22 @@ def contact_sheet(
         raise IBFPError("a contact sheet needs at least one tile at least 1 px wide")
     shown = sorted(segments, key=lambda s: (s.lowest_score, s.id, s.first))[:max_tiles]
     tiles = sorted(((s, _tile_record(s, annotations)) for s in shown), key=lambda t: (t[1].frame, t[0].id))
-    images, scale = _frames_at(video, {r.frame for _, r in tiles}, annotations, tile_width, progress)
-    _write_png(out_png, _grid([_tile(images[r.frame], r, scale) for _, r in tiles]))
+    _write_png(out_png, _grid(_tiles(video, [r for _, r in tiles], annotations, tile_width, progress)))
     return [s for s, _ in tiles]
+
+
+def tile_window(box: Box, width: int, height: int, tile_width: int = TILE_WIDTH) -> tuple[int, int, int, int]:
+    """The part of a `width` x `height` frame a tile shows for `box`: x, y, w, h in video pixels,
+    of the frame's aspect ratio, TILE_CONTEXT times the box's size (whichever of its width and
+    height needs more), at least `tile_width` wide and at most the frame, centred on the box
+    and moved inside the frame where it would stick out."""
+    aspect = width / height
+    wanted = TILE_CONTEXT * max(box.w, box.h * aspect)
+    w = round(min(max(wanted, tile_width), width))
+    h = min(round(w / aspect), height)
+    x = min(max(round(box.cx - w / 2), 0), width - w)
+    y = min(max(round(box.cy - h / 2), 0), height - h)
+    return x, y, w, h
 
 
 def is_doubtful(record: BoxRecord, threshold: float) -> bool:
@@ -130,17 +150,18 @@ def _tile_record(segment: Segment, annotations: Annotations) -> BoxRecord:
     )
 
 
-def _frames_at(
+def _tiles(
     video: str | os.PathLike[str],
-    frames: set[int],
+    records: list[BoxRecord],
     annotations: Annotations,
     tile_width: int,
     progress: ProgressCallback | None,
-) -> tuple[dict[int, np.ndarray], float]:
-    """The given frames resized to tile_width, decoding from the first to the last; and the
-    scale from video pixels to tile pixels."""
+) -> list[np.ndarray]:
+    """One tile per record, in order, decoding the video once from the first frame shown to
+    the last; all tiles have the frame's aspect ratio and `tile_width`."""
+    frames = {r.frame for r in records}
     first, last = min(frames), max(frames)
-    images: dict[int, np.ndarray] = {}
+    tiles: dict[int, np.ndarray] = {}
     with read_video(video, start=first) as reader:
         info = reader.info
         known = annotations.video
@@ -150,22 +171,27 @@ def _frames_at(
             )
         if last >= info.frame_count:
             raise IBFPError(f"frame {last} is not in {video} (frames 0..{info.frame_count - 1})")
-        scale = tile_width / info.width
-        size = (tile_width, max(round(info.height * scale), 1))
+        size = (tile_width, max(round(info.height * tile_width / info.width), 1))
         for frame in reader:
-            if frame.index in frames:
-                images[frame.index] = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
+            for i, record in enumerate(records):
+                if record.frame == frame.index:
+                    tiles[i] = _tile(frame.image, record, size)
             if progress is not None:
                 progress(frame.index - first + 1, last - first + 1)
             if frame.index == last:
                 break
-    return images, scale
+    return [tiles[i] for i in range(len(records))]
 
 
-def _tile(image: np.ndarray, record: BoxRecord, scale: float) -> np.ndarray:
-    """The frame (already tile-sized) with the record's box and caption drawn on it."""
-    tile = image.copy()
-    draw_box(tile, Box(*(v * scale for v in record.box.xywh())), record.id, record.lost)
+def _tile(image: np.ndarray, record: BoxRecord, size: tuple[int, int]) -> np.ndarray:
+    """The frame's window around the record's box (`tile_window`) at tile `size`, with the box
+    and caption drawn on it."""
+    height, width = image.shape[:2]
+    x, y, w, h = tile_window(record.box, width, height, size[0])
+    tile = cv2.resize(image[y : y + h, x : x + w], size, interpolation=cv2.INTER_AREA)
+    sx, sy = size[0] / w, size[1] / h
+    box = record.box
+    draw_box(tile, Box((box.x - x) * sx, (box.y - y) * sy, box.w * sx, box.h * sy), record.id, record.lost)
     draw_caption(tile, f"id {record.id} frame {record.frame} score {record.score:.2f}", (0, tile.shape[0]))
     return tile
 

@@ -14,7 +14,15 @@ from ibfp_cli.boxes import Box
 from ibfp_cli.errors import IBFPError
 from ibfp_cli.pipeline import Seed, track_video
 from ibfp_cli.render import track_colour
-from ibfp_cli.review import SHEET_COLUMNS, TILE_GAP, Segment, contact_sheet, low_confidence_segments
+from ibfp_cli.review import (
+    SHEET_COLUMNS,
+    TILE_CONTEXT,
+    TILE_GAP,
+    Segment,
+    contact_sheet,
+    low_confidence_segments,
+    tile_window,
+)
 from ibfp_cli.synthetic import OCCLUDER_RGB, SyntheticSpec, write_synthetic_video
 from ibfp_cli.trackers import TrackerOutput
 
@@ -130,6 +138,46 @@ def test_contact_sheet_shows_the_segment_with_its_box(occluded, tmp_path) -> Non
     scale = TILE_WIDTH / OCCLUDED_SPEC.width
     top, middle = round(box.y * scale), round(box.cx * scale)
     assert tuple(sheet[TILE_GAP + top, TILE_GAP + middle]) == track_colour(1)
+
+
+HD_SPEC = SyntheticSpec(width=1280, height=720, frames=3, object_size=(64, 48), noise=0.0, seed=5)
+"""720p footage with a 64x48 object: scaled whole into a 240 px tile it would be 12x9 px."""
+HD_TILE = (240, 135)  # 240 px wide, the 16:9 frame's aspect ratio
+
+
+def test_a_tile_on_720p_footage_shows_the_box_large_enough_to_judge(tmp_path) -> None:
+    """Issue 24.7: a tile shows a window around the box, TILE_CONTEXT times its size, not the whole frame."""
+    path = tmp_path / "hd.mp4"
+    truth = write_synthetic_video(path, HD_SPEC)
+    records = [BoxRecord(f, 1, Box(*truth[f]), 0.2 if f == 1 else 0.9) for f in range(HD_SPEC.frames)]
+    annotations = Annotations(VideoMeta("hd", HD_SPEC.width, HD_SPEC.height), records)
+    out = tmp_path / "sheet.png"
+    contact_sheet(path, annotations, low_confidence_segments(annotations), out)
+    sheet = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    width, height = HD_TILE
+    assert sheet.shape == (height + 2 * TILE_GAP, width + 2 * TILE_GAP, 3)
+    tile = sheet[TILE_GAP : TILE_GAP + height, TILE_GAP : TILE_GAP + width]
+    ys, xs = np.nonzero((tile == track_colour(1)).all(axis=-1))
+    drawn_w, drawn_h = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+    box = records[1].box
+    assert drawn_w >= width / TILE_CONTEXT - 2 or drawn_h >= height / TILE_CONTEXT - 2  # the box fills its share
+    assert drawn_w / drawn_h == pytest.approx(box.w / box.h, rel=0.1)  # the same box, not stretched
+    x, y, w, h = tile_window(box, HD_SPEC.width, HD_SPEC.height)  # where the box is drawn: around its place
+    assert abs(xs.min() - (box.x - x) * width / w) <= 2 and abs(ys.min() - (box.y - y) * height / h) <= 2
+
+
+@pytest.mark.parametrize(
+    ("box", "frame", "window"),
+    [
+        (Box(600, 340, 64, 48), (1280, 720), (504, 292, 256, 144)),  # 3x the box, centred on it
+        (Box(2, 3, 64, 48), (1280, 720), (0, 0, 256, 144)),  # kept inside the frame
+        (Box(620, 355, 8, 6), (1280, 720), (504, 290, 240, 135)),  # never narrower than the tile
+        (Box(100, 100, 900, 500), (1280, 720), (0, 0, 1280, 720)),  # never wider than the frame
+        (Box(10, 10, 20, 20), (160, 120), (0, 0, 160, 120)),  # a frame narrower than the tile: all of it
+    ],
+)
+def test_tile_window_geometry(box: Box, frame: tuple[int, int], window: tuple[int, int, int, int]) -> None:
+    assert tile_window(box, *frame, tile_width=240) == window
 
 
 def test_contact_sheet_keeps_the_least_confident_tiles(occluded, tmp_path) -> None:
