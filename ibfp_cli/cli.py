@@ -34,6 +34,7 @@ from .batch_summary import SUMMARY_NAME
 from .boxes import BoxFormat, parse_box
 from .config import Trainable, TrainConfig
 from .convert import convert_annotations
+from .correct.command import correct
 from .dataset_export import DEFAULT_JPEG_QUALITY, ExportConfig, ImageFormat, export_batch, export_video
 from .dataset_layout import DatasetKind, class_ids
 from .dataset_split import DEFAULT_SEGMENT_FRAMES, DEFAULT_VAL_FRACTION, SplitBy, SplitConfig
@@ -770,6 +771,9 @@ def review(
                 f"wrote contact sheet {escape(str(sheet))} ({len(shown)} of {counted(len(segments), 'run')})",
                 soft_wrap=True,
             )
+
+
+app.command()(correct)  # ibfp_cli/correct/command.py
 
 
 @app.command(name="eval")
