@@ -1,5 +1,6 @@
-"""A generated clip with two moving objects and their true boxes, for the correction page's
-tests, its frame-latency benchmark and the README's screenshot of it."""
+"""A generated clip with two moving objects, their true boxes, and boxes as a tracker might
+give them: for the correction page's tests, its frame-latency benchmark and the README's
+screenshot of it."""
 
 from __future__ import annotations
 
@@ -24,21 +25,29 @@ DOUBTFUL_SCORE = 0.2
 """Scores of `sample_annotations`' boxes: on either side of review's default threshold (0.5)."""
 
 
-def two_object_spec(width: int, height: int, frames: int, seed: int = 0) -> SyntheticSpec:
+def two_object_spec(
+    width: int, height: int, frames: int, seed: int = 0, noise: float = SyntheticSpec.noise
+) -> SyntheticSpec:
     """The first object's clip; the second is the same spec with the next seed."""
     size = (round(width * OBJECT_FRACTION), round(height * OBJECT_FRACTION))
-    return SyntheticSpec(width=width, height=height, frames=frames, object_size=size, seed=seed)
+    return SyntheticSpec(width=width, height=height, frames=frames, object_size=size, noise=noise, seed=seed)
 
 
 def write_two_object_clip(
-    path: str | os.PathLike[str], width: int, height: int, frames: int, seed: int = 0
+    path: str | os.PathLike[str],
+    width: int,
+    height: int,
+    frames: int,
+    seed: int = 0,
+    noise: float = SyntheticSpec.noise,
 ) -> dict[int, np.ndarray]:
     """Write an H.264 clip with objects 1 and 2 and return each one's (frames, 4) xywh boxes.
 
     Object 2 is pasted over object 1's clip (its box holds exactly its texture), so where the
-    two meet, object 2 is in front.
+    two meet, object 2 is in front. `noise` is the pixel noise's standard deviation (0 makes
+    small screenshots).
     """
-    first = two_object_spec(width, height, frames, seed)
+    first = two_object_spec(width, height, frames, seed, noise)
     frames_1, boxes_1 = synthetic_sequence(first)
     frames_2, boxes_2 = synthetic_sequence(replace(first, seed=seed + SECOND_SEED_OFFSET))
     with VideoWriter(path, width, height, first.fps) as writer:

@@ -14,6 +14,7 @@ const CLICK_PX = 3; // a drag shorter than this on screen is a click
 const LOST_COLOUR = "#6b6f76";
 const NO_BOX_COLOUR = "#24272c";
 const DOUBTFUL_COLOUR = "#ff5c5c";
+const DOUBTFUL_LANE_PX = 4; // height of the doubtful runs' lane under each timeline
 const HANDLES = ["nw", "n", "ne", "e", "se", "s", "sw", "w"];
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -108,6 +109,7 @@ function renderButtons() {
 
 function hint() {
   const st = S.state;
+  if (st === null) return;
   if (S.objects.size === 0) say("Drag a box around each object on the frame, then Track.");
   else if (st.stale) say("Keyframes changed: Retrack to track between them.");
   else if (st.unsaved) say("Unsaved changes.");
@@ -187,6 +189,7 @@ function go(frame) {
   $("#scrub").value = frame;
   loader.want = frame;
   if (!loader.busy) loadImage();
+  hint(); // a message about another frame no longer applies
   renderOverlay();
   renderObjects();
   placeCursor();
@@ -471,7 +474,9 @@ function drawTrack(canvas, o) {
   const doubtful = new Uint8Array(count);
   for (const [first, last] of o.doubtful) doubtful.fill(1, first, last + 1);
   const hatch = hatchPattern(g, ratio);
-  const mark = Math.max(2, Math.round(3 * ratio));
+  const lane = Math.max(2, Math.round(DOUBTFUL_LANE_PX * ratio)); // the doubtful runs' lane, under the scores
+  const strip = height - lane - Math.round(ratio); // a one-pixel gap between the two
+  g.clearRect(0, 0, width, height);
   for (let column = 0; column < width; column++) {
     const first = Math.floor((column * count) / width);
     const last = Math.max(first, Math.floor(((column + 1) * count) / width) - 1);
@@ -489,17 +494,17 @@ function drawTrack(canvas, o) {
     if (allAbsent) g.fillStyle = hatch;
     else if (lowest !== null) g.fillStyle = S.state.scored ? scoreColour(lowest) : "hsl(210, 30%, 45%)";
     else g.fillStyle = lost ? LOST_COLOUR : NO_BOX_COLOUR;
-    g.fillRect(column, 0, 1, height);
+    g.fillRect(column, 0, 1, strip);
     if (anyDoubtful) {
       g.fillStyle = DOUBTFUL_COLOUR;
-      g.fillRect(column, height - mark, 1, mark);
+      g.fillRect(column, height - lane, 1, lane);
     }
   }
   g.fillStyle = "#fff";
   const keyWidth = Math.max(2, Math.round(2 * ratio));
   for (const f of o.keyframes) {
     const x = Math.min(width - keyWidth, Math.floor(((f + 0.5) * width) / count - keyWidth / 2));
-    g.fillRect(x, 0, keyWidth, height);
+    g.fillRect(x, 0, keyWidth, strip);
   }
   if (o.id === S.selected) {
     g.strokeStyle = o.colour;
