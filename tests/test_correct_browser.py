@@ -153,6 +153,39 @@ def test_drag_retrack_save(driver, page: PageServer, clip) -> None:
     assert len(driver.find_elements(By.CSS_SELECTOR, "#overlay g.box")) == 2
 
 
+def test_first_boxes_drawn_on_the_page_then_track(driver, clip, tmp_path: Path) -> None:
+    """No BOXES: drag a box around each object on frame 0, Track, Save."""
+    video, truth = clip
+    out = tmp_path / "new.csv"
+    server = PageServer(open_session(video, out=out, tracker=TrackerChoice("kcf")))
+    server.start()
+    try:
+        driver.get(server.url)
+        wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", "the page loads")
+        wait(driver, lambda d: d.find_element(By.ID, "stage").get_attribute("data-shown-frame") == "0", "frame 0")
+        overlay = driver.find_element(By.ID, "overlay")
+        scale = overlay.rect["width"] / WIDTH
+        for track_id in (1, 2):
+            x, y, w, h = truth[track_id][0]
+            left, top = round(x * scale - overlay.rect["width"] / 2), round(y * scale - overlay.rect["height"] / 2)
+            drag = ActionChains(driver).move_to_element_with_offset(overlay, left, top).click_and_hold()
+            for _ in range(DRAG_STEPS):
+                drag.move_by_offset(*(round(v * scale / DRAG_STEPS) for v in (w, h)))
+            drag.release().perform()
+            wait(driver, lambda _, n=track_id: len(server.session.view()["objects"]) == n, f"object {track_id}")
+        driver.find_element(By.ID, "track").click()
+        wait(driver, lambda d: d.find_element(By.ID, "job").get_attribute("data-state") == "done", "tracking ends")
+        driver.find_element(By.ID, "save").click()
+        wait(driver, lambda d: d.find_element(By.ID, "status").text.startswith("saved"), "the save ends")
+    finally:
+        server.stop()
+    back = read_annotations(out)
+    assert back.ids() == [1, 2] and len(back.records) == 2 * FRAMES
+    first = {r.id: r.box for r in back.records if r.frame == 0}
+    for track_id in (1, 2):
+        assert list(first[track_id].xywh()) == pytest.approx(list(truth[track_id][0]), abs=DRAG_STEPS / scale + 1)
+
+
 def test_a_page_without_the_token_is_refused(driver, page: PageServer) -> None:
     driver.delete_all_cookies()
     driver.get(page.url.split("?")[0])

@@ -121,48 +121,48 @@ def create_app(session: Session, token: str) -> FastAPI:
         return Response(session.frames.jpeg(index), media_type="image/jpeg", headers=headers)
 
     @app.get("/api/state")
-    def state() -> dict[str, Any]:
-        return session.view()
+    def state() -> JSONResponse:
+        return JSONResponse(session.view())
 
     @app.post("/api/keyframes")
-    def set_keyframe(request: KeyframeRequest) -> dict[str, Any]:
+    def set_keyframe(request: KeyframeRequest) -> JSONResponse:
         session.set_keyframe(request.frame, Box(*request.box), request.id, request.label)
-        return session.view()
+        return JSONResponse(session.view())
 
     @app.delete("/api/keyframes/{track_id}/{frame}")
-    def delete_keyframe(track_id: int, frame: int) -> dict[str, Any]:
+    def delete_keyframe(track_id: int, frame: int) -> JSONResponse:
         session.delete_keyframe(track_id, frame)
-        return session.view()
+        return JSONResponse(session.view())
 
     @app.post("/api/absent")
-    def set_absent(request: AbsentRequest) -> dict[str, Any]:
+    def set_absent(request: AbsentRequest) -> JSONResponse:
         session.set_absent(request.id, request.frame, request.absent)
-        return session.view()
+        return JSONResponse(session.view())
 
     @app.post("/api/undo")
-    def undo() -> dict[str, Any]:
+    def undo() -> JSONResponse:
         session.undo()
-        return session.view()
+        return JSONResponse(session.view())
 
     @app.post("/api/retrack")
-    def retrack() -> dict[str, Any]:
+    def retrack() -> JSONResponse:
         session.start_retrack()
-        return session.view()
+        return JSONResponse(session.view())
 
     @app.post("/api/track")
-    def track() -> dict[str, Any]:
+    def track() -> JSONResponse:
         session.start_track()
-        return session.view()
+        return JSONResponse(session.view())
 
     @app.get("/api/job")
-    def job() -> dict[str, Any] | None:
+    def job() -> JSONResponse:
         status = session.job_status()
-        return None if status is None else asdict(status)
+        return JSONResponse(None if status is None else asdict(status))
 
     @app.post("/api/save")
-    def save() -> dict[str, Any]:
+    def save() -> JSONResponse:
         written = session.save()
-        return {"written": [str(path) for path in written], "state": session.view()}
+        return JSONResponse({"written": [str(path) for path in written], "state": session.view()})
 
     return app
 

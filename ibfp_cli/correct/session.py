@@ -370,9 +370,15 @@ class Session:
             return written
 
     def annotations(self) -> Annotations:
-        """The boxes as the page shows them and Save writes them."""
+        """The boxes as the page shows them and Save writes them; a keyframe on a frame never
+        tracked gets its time from decoding it (the page has shown it: usually known)."""
         with self._lock:
-            return Annotations(self.meta, [r for i in sorted(self._labels) for r in self._records(i)], self._scored)
+            records = [
+                replace(r, time_s=self.frames.time_s(r.frame)) if r.keyframe and r.time_s is None else r
+                for i in sorted(self._labels)
+                for r in self._records(i)
+            ]
+            return Annotations(self.meta, records, self._scored)
 
     @property
     def unsaved(self) -> bool:
@@ -509,7 +515,8 @@ class Session:
         return box
 
     def _records(self, track_id: int) -> Iterator[BoxRecord]:
-        """One object's boxes as shown: keyframe, else tracked, never on an absent frame."""
+        """One object's boxes as shown: keyframe, else tracked, never on an absent frame (a
+        keyframe's time is its tracked box's, else None)."""
         label, keys, tracked, absent = (
             self._labels[track_id],
             self._keys[track_id],
@@ -521,8 +528,7 @@ class Session:
                 continue
             record = tracked.get(frame)
             if frame in keys:
-                known = record.time_s if record is not None else None
-                time_s = known if known is not None else self.frames.time_s(frame)
+                time_s = record.time_s if record is not None else None
                 yield BoxRecord(frame, track_id, keys[frame], KEYFRAME_SCORE, False, time_s, label, keyframe=True)
             elif record is not None:
                 yield replace(record, label=label, keyframe=False)

@@ -401,10 +401,16 @@ function onPointerUp() {
   const body = { frame: S.frame, box: drag.box, id: drag.id };
   if (drag.id === null) body.label = $("#new-label").value;
   act("POST", "api/keyframes", body, () => {
-    const created = [...S.objects.keys()].find((id) => !before.has(id));
     S.newObject = false;
-    select(created !== undefined ? created : drag.id);
-    say(`keyframe: object ${body.id ?? created} on frame ${body.frame} at ${body.box.join(",")}`, "done");
+    if (drag.id === null) {
+      // Not selected, so that the next box drawn is the next new object (the first boxes are drawn in a row).
+      const created = [...S.objects.keys()].find((id) => !before.has(id));
+      select(null);
+      say(`object ${created} drawn on frame ${body.frame}: drag around the next one, or click a box to fix it`, "done");
+    } else {
+      select(drag.id);
+      say(`keyframe: object ${drag.id} on frame ${body.frame} at ${body.box.join(",")}`, "done");
+    }
   });
 }
 
