@@ -51,7 +51,7 @@ CRF = "23"
 SAMPLES = 20
 """Random frames timed per row (each followed by its next frame)."""
 FILL_TIMEOUT_S = 600
-CONSOLE_WIDTH = 110
+CONSOLE_WIDTH = 120
 """Wide enough for the table on one line per row, piped or not."""
 MS = 1000
 SHOWN_MS = 0.1
@@ -100,7 +100,7 @@ def measure(video: Path, indices: list[int]) -> list[tuple[str, float, float, st
         cached = len(frames.cache)
         mean_kb = (frames.cache.mean_size() or 0) / 1024
         random_ms, next_ms = timed_pairs(frames.jpeg, indices, frames.frame_count)
-        rows.append(("cache", random_ms, next_ms, f"fill: {cached} frames in {filled_s:.1f} s, {mean_kb:.0f} KB each"))
+        rows.append(("cache", random_ms, next_ms, f"fill: {cached} frames, {filled_s:.1f} s, {mean_kb:.0f} KB each"))
     with tempfile.TemporaryDirectory() as folder:
         session = open_session(video, out=Path(folder) / "boxes.csv")
         page = PageServer(session)

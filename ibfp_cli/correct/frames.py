@@ -41,10 +41,10 @@ class FrameSettings:
     """How frames are encoded, cached and filled in."""
 
     jpeg_quality: int = 80
-    """OpenCV's JPEG quality: at 80 a 1080p frame encodes in about 5 ms to 100-300 KB (measured
-    on generated clips), and the picture shows no blocking at the page's scale."""
+    """OpenCV's JPEG quality: at 80 a 1080p frame of the noisy generated clip encodes in about
+    5 ms to about 340 KB (benchmarks/frame_latency.py), with no blocking to see on the page."""
     cache_bytes: int = 512 * MIB
-    """JPEGs kept in memory: about 2,000 frames of 1080p at 250 KB, a minute of video at 30 fps."""
+    """JPEGs kept in memory: about 1,500 such 1080p frames, 50 s of video at 30 fps."""
     read_ahead: int = 30
     """Frames the fill decodes after the last one asked for before anything else: one second
     at 30 fps, what holding the next-frame key asks for next."""
