@@ -451,6 +451,27 @@ def test_without_the_ui_extra_the_command_says_what_to_install(
     assert len(errors) == 1 and 'pip install "ibfp[ui]"' in errors[0], result.stderr
 
 
+def test_the_command_warns_off_loopback_and_opens_the_browser(
+    clip, boxes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ibfp_cli.correct import command, server
+
+    opened: list[str] = []
+    monkeypatch.setattr(server.PageServer, "run", lambda page: page._close())  # serve nothing, close at once
+    monkeypatch.setattr(command, "display_problem", lambda: None)
+    monkeypatch.setattr(command.webbrowser, "open", opened.append)
+    out = tmp_path / "out.txt"
+    arguments = ["correct", str(clip[0]), str(boxes), "--out", str(out), "--host", "0.0.0.0", "--tracker", "kcf"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    url = re.search(r"http://\S+", result.stdout).group(0)
+    assert url.startswith("http://0.0.0.0:") and opened == [url]
+    assert "warning: serving on 0.0.0.0" in result.stderr
+    assert "mot files do not mark keyframes; give --keyframes FILE" in result.stderr
+    assert f"Save writes {out}" in result.stdout and "stopped" in result.stdout
+    assert not out.exists()  # nothing saved, nothing written
+
+
 def test_importing_ibfp_needs_no_web_server() -> None:
     code = "import sys, ibfp_cli.cli; assert not {'fastapi', 'uvicorn', 'starlette'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,6 +4,7 @@ cancellation and a one-line outcome the page shows."""
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
@@ -88,7 +89,8 @@ class Job(Generic[T]):
             self._end("cancelled", f"{self.kind} stopped; nothing changed")
         except IBFPError as e:
             self._end("failed", f"{self.kind} failed: {e}")
-        except Exception as e:  # shown on the page; the server keeps running
+        except Exception as e:  # a bug: shown on the page, its traceback where the server runs
+            traceback.print_exc()
             self._end("failed", f"{self.kind} failed: {type(e).__name__}: {e}")
         else:
             self._end("done", message)
