@@ -181,3 +181,18 @@ def test_device_stretch_dry_run_packs_trains_and_brings_back_a_resume_point_the_
     stretch = end_stretch("campaign", data, source=out / device_stretch.RESUME_FILE)
     assert stretch.state.step == summary["steps"][1] and stretch.losses and stretch.network["frames"] > 0
     assert log.read_text().splitlines()[-1] == stretch.row()
+
+
+def test_prepare_says_why_it_has_nothing_to_crop(tmp_path):
+    """issue 24.7: every video named is a validation sequence -> one line saying so, no empty cache."""
+    from ibfp_cli.errors import IBFPError
+    from ibfp_cli.train.prepare import prepare_crop_cache
+
+    (tmp_path / "sot").mkdir()
+    name = sorted(val_sequences())[0]
+    truth = write_synthetic_video(tmp_path / "sot" / f"{name}.mp4", SyntheticSpec(width=160, height=120, frames=4))
+    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
+    (tmp_path / "sot" / f"{name}.gt.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(IBFPError, match="1 of 1 videos are validation sequences"):
+        prepare_crop_cache(tmp_path, tmp_path / "crops")
+    assert not (tmp_path / "crops" / "index.csv").exists()

@@ -97,6 +97,13 @@ def prepare_crop_cache(
             jobs.append((name, "sot", _sot_items(video, gt, cfg.frame_step)))
     for folder in sorted(p for p in det.iterdir() if (p / "boxes.csv").is_file()) if det.is_dir() else []:
         jobs.append((f"det_{folder.name}", "det", _det_items(folder)))
+    if not jobs:
+        videos = [v for folder in sot_dirs for v in folder.glob("*.mp4")]
+        held_out = sum(v.name[: -len(".mp4")] in val for v in videos)
+        raise IBFPError(
+            f"no training sources in {data_dir}: {held_out} of {len(videos)} videos are validation sequences "
+            f"({VAL_SPLIT_FILE.name}, never trained on) and det/ has no <set>/boxes.csv"
+        )
     rows = []
     for name, kind, items in jobs:
         if progress:
@@ -107,6 +114,10 @@ def prepare_crop_cache(
                 writer.write(window.crop(image))
                 b = window.to_crop(box)
                 rows.append((name, kind, item, frame, b.x, b.y, b.w, b.h))
+    if not rows:
+        raise IBFPError(
+            f"no target of {len(jobs)} training sources is at least {MIN_TARGET_PX:g} px on its shorter side"
+        )
     index = pd.DataFrame(rows, columns=["source", "kind", "item", "frame", "x", "y", "w", "h"])
     index.to_csv(out_dir / INDEX_FILE, index=False)
     (out_dir / META_FILE).write_text(json.dumps({"crop_size": cfg.crop_size, "context": cfg.context}))
