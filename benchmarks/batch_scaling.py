@@ -27,10 +27,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ibfp_cli.batch import run_batch
-from ibfp_cli.batch_pool import cpu_cores
-from ibfp_cli.batch_ray import DEFAULT_GPUS_PER_WORKER, RayOptions
-from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
+from ibfp_cli.batch.pool import cpu_cores
+from ibfp_cli.batch.ray_runner import DEFAULT_GPUS_PER_WORKER, RayOptions
+from ibfp_cli.batch.runner import run_batch
+from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
 
 CLIP = SyntheticSpec(width=160, height=120, frames=40, object_size=(32, 24))
 """The tests' clip (tests/conftest.py SMALL_SPEC): issue 13 asks for the scaling of these."""

@@ -37,7 +37,7 @@ from ibfp_cli.correct.frames import FrameServer, FrameSettings
 from ibfp_cli.correct.sample import write_two_object_clip
 from ibfp_cli.correct.server import PageServer
 from ibfp_cli.correct.session import open_session
-from ibfp_cli.video import X264_PRESET, probe, read_video
+from ibfp_cli.media.video import X264_PRESET, probe, read_video
 
 RANDOM_TARGET_MS = 50.0
 NEXT_TARGET_MS = 15.0

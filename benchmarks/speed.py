@@ -37,16 +37,16 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from ibfp_cli.backends import OnnxNetwork, TorchNetwork, onnx_available, session_options
 from ibfp_cli.boxes import Box, parse_box
 from ibfp_cli.config import MODEL_PRESETS
 from ibfp_cli.errors import TrackerUnavailable, WeightsError
+from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
+from ibfp_cli.media.video import read_video
 from ibfp_cli.model.ibfp import IBFP, Template
-from ibfp_cli.opencv_trackers import MODELS_ENV, create_mil, create_nano
-from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
-from ibfp_cli.tracker import IBFPTracker
-from ibfp_cli.video import read_video
-from ibfp_cli.weights import load_model, resolve_weights
+from ibfp_cli.tracking.backends import OnnxNetwork, TorchNetwork, onnx_available, session_options
+from ibfp_cli.tracking.opencv_trackers import MODELS_ENV, create_mil, create_nano
+from ibfp_cli.tracking.tracker import IBFPTracker
+from ibfp_cli.tracking.weights import load_model, resolve_weights
 
 STAGES = ("crop", "backbone", "fusion+head", "post", "online")
 CPU_THREADS = 2  # issues 4 and 12: the CPU targets are stated for 2 cores
@@ -167,7 +167,7 @@ def ort_op_times(net: OnnxNetwork, template: Template, x: tuple[torch.Tensor, ..
     """Microseconds per ONNX operator type over PROFILE_CALLS head runs, from ORT's own profiler."""
     import onnxruntime as ort
 
-    from ibfp_cli.onnx_export import HEAD_INPUTS
+    from ibfp_cli.tracking.onnx_export import HEAD_INPUTS
 
     with tempfile.TemporaryDirectory() as tmp:
         options = session_options(net.threads)

@@ -10,12 +10,12 @@ from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .annotate.pipeline import Seed, track_video
     from .boxes import Box, parse_box
     from .formats import read_annotations, write_annotations
-    from .pipeline import Seed, track_video
-    from .tracker import IBFPTracker as Tracker
-    from .trackers import create_tracker
-    from .video import VideoWriter, probe, read_video
+    from .media.video import VideoWriter, probe, read_video
+    from .tracking.registry import create_tracker
+    from .tracking.tracker import IBFPTracker as Tracker
 
 try:
     __version__ = metadata.version("ibfp")
@@ -25,15 +25,15 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
 _EXPORTS: dict[str, tuple[str, str]] = {
     "Box": ("boxes", "Box"),
     "parse_box": ("boxes", "parse_box"),
-    "read_video": ("video", "read_video"),
-    "probe": ("video", "probe"),
-    "VideoWriter": ("video", "VideoWriter"),
-    "Seed": ("pipeline", "Seed"),
-    "track_video": ("pipeline", "track_video"),
+    "read_video": ("media.video", "read_video"),
+    "probe": ("media.video", "probe"),
+    "VideoWriter": ("media.video", "VideoWriter"),
+    "Seed": ("annotate.pipeline", "Seed"),
+    "track_video": ("annotate.pipeline", "track_video"),
     "read_annotations": ("formats", "read_annotations"),
     "write_annotations": ("formats", "write_annotations"),
-    "create_tracker": ("trackers", "create_tracker"),
-    "Tracker": ("tracker", "IBFPTracker"),
+    "create_tracker": ("tracking.registry", "create_tracker"),
+    "Tracker": ("tracking.tracker", "IBFPTracker"),
 }
 """Public name -> (module, attribute) it is loaded from on first access."""
 

@@ -1,6 +1,6 @@
 """`python -m ibfp_cli` runs the `ibfp` command line."""
 
-from .cli import run
+from .cli.app import run
 
 if __name__ == "__main__":
     run()

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ibfp_cli.batch import run_batch
+from ibfp_cli.batch.runner import run_batch
 from ibfp_cli.formats import read_annotations
-from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
+from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOT_DIR = REPO_ROOT.parent / "shared" / "data" / "sot"

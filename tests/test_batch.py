@@ -19,14 +19,15 @@ from conftest import BATCH_VIDEOS, batch_boxes, with_corrupt_video
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ibfp_cli.batch import BatchResult, find_video, outputs_in, run_batch
-from ibfp_cli.batch_ray import RayOptions, check_reachable
-from ibfp_cli.batch_summary import COLUMNS, LOCK_NAME, SUMMARY_NAME, update_summary
-from ibfp_cli.cli import fill_optional_values
+from ibfp_cli.batch.jobs import BatchResult
+from ibfp_cli.batch.ray_runner import RayOptions, check_reachable
+from ibfp_cli.batch.runner import find_video, outputs_in, run_batch
+from ibfp_cli.batch.shards import Shard, parse_shard
+from ibfp_cli.batch.summary import COLUMNS, LOCK_NAME, SUMMARY_NAME, update_summary
+from ibfp_cli.cli.app import fill_optional_values
 from ibfp_cli.errors import FormatError, IBFPError
 from ibfp_cli.formats import read_annotations
-from ibfp_cli.shards import Shard, parse_shard
-from ibfp_cli.video import probe
+from ibfp_cli.media.video import probe
 
 BOX_TOLERANCE_PX = 0.5
 """Parallel and cluster runs must give the plain batch's boxes to this (issue 13); thread

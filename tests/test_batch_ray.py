@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from conftest import BATCH_VIDEOS, batch_boxes, with_corrupt_video
 
-from ibfp_cli.batch import BatchResult, run_batch
-from ibfp_cli.batch_ray import RayOptions
-from ibfp_cli.batch_summary import LOCK_NAME, SUMMARY_NAME
+from ibfp_cli.batch.jobs import BatchResult
+from ibfp_cli.batch.ray_runner import RayOptions
+from ibfp_cli.batch.runner import run_batch
+from ibfp_cli.batch.summary import LOCK_NAME, SUMMARY_NAME
 
 ray = pytest.importorskip("ray")
 

@@ -14,8 +14,8 @@ from ibfp_cli.boxes import Box
 from ibfp_cli.evaluate.boxfit import SCALE_PROBES, box_fit, mean_fit, network_check, summarize
 from ibfp_cli.evaluate.datasets import open_dataset
 from ibfp_cli.evaluate.report import bootstrap_interval
-from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
-from ibfp_cli.tracker import IBFPTracker
+from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
+from ibfp_cli.tracking.tracker import IBFPTracker
 
 GT = (100.0, 50.0, 40.0, 20.0)  # centre (120, 60), target size sqrt(800) = 28.3 px
 

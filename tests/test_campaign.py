@@ -19,13 +19,13 @@ from conftest import write_synthetic_video
 from test_mechanics import TINY
 
 from ibfp_cli.config import TrainConfig
+from ibfp_cli.media.synthetic import SyntheticSpec
 from ibfp_cli.model.ibfp import IBFP
-from ibfp_cli.synthetic import SyntheticSpec
+from ibfp_cli.tracking.weights import read_checkpoint, save_weights
 from ibfp_cli.train import campaign
 from ibfp_cli.train.campaign import Recipe, end_stretch, find_start, run_campaign, warm_start
 from ibfp_cli.train.loop import CHECKPOINT
 from ibfp_cli.train.prepare import val_sequences
-from ibfp_cli.weights import read_checkpoint, save_weights
 
 BATCH = 4
 

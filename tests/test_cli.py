@@ -18,14 +18,15 @@ from conftest import REPO_ROOT
 from pycocotools.coco import COCO
 from typer.testing import CliRunner, Result
 
-from ibfp_cli import trackers
 from ibfp_cli.boxes import ious
-from ibfp_cli.cli import EXIT_INTERRUPTED, app
+from ibfp_cli.cli import app
+from ibfp_cli.cli.common import EXIT_INTERRUPTED
 from ibfp_cli.formats import read_annotations
-from ibfp_cli.opencv_trackers import MODELS_ENV
-from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
-from ibfp_cli.trackers import TrackerOutput
-from ibfp_cli.video import probe
+from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
+from ibfp_cli.media.video import probe
+from ibfp_cli.tracking import registry
+from ibfp_cli.tracking.contract import TrackerOutput
+from ibfp_cli.tracking.opencv_trackers import MODELS_ENV
 
 ACCEPTANCE_SPEC = SyntheticSpec(width=640, height=480, frames=300, object_size=(40, 30))
 """The issue's acceptance clip: 300 frames of 640x480 (a small object keeps KCF quick)."""
@@ -278,7 +279,7 @@ def test_interrupted_track_exits_130_and_leaves_nothing(workdir, monkeypatch) ->
                 raise KeyboardInterrupt
             return TrackerOutput(self.box, 1.0)
 
-    monkeypatch.setitem(trackers._REGISTRY, "interrupting", (lambda **_: Interrupting(), "test"))
+    monkeypatch.setitem(registry._REGISTRY, "interrupting", (lambda **_: Interrupting(), "test"))
     before = set(folder.iterdir())
     for out in ("b.csv", "b.txt"):
         result = ibfp("track", video, "--box", box, "--out", folder / out, "--tracker", "interrupting")

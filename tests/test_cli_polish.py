@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 import ibfp_cli
 from ibfp_cli.cli import app
 from ibfp_cli.formats import read_annotations
-from ibfp_cli.weights import shipped_weights
+from ibfp_cli.tracking.weights import shipped_weights
 
 runner = CliRunner()
 README = REPO_ROOT / "README.md"
@@ -296,7 +296,7 @@ def test_batch_reads_seeds_with_windows_or_old_mac_line_endings(small_video, tmp
 def test_progress_speed_reads_as_seconds_per_video_when_slow_and_per_second_when_fast():
     from rich.progress import Progress
 
-    from ibfp_cli.cli import _Speed
+    from ibfp_cli.cli.common import _Speed
 
     clock = [0.0]
     bars = Progress(get_time=lambda: clock[0])

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ibfp_cli.annotate.convert import convert_annotations
 from ibfp_cli.annotations import Annotations, BoxRecord, VideoMeta
 from ibfp_cli.boxes import Box
 from ibfp_cli.cli import app
-from ibfp_cli.convert import convert_annotations
 from ibfp_cli.errors import FormatError, IBFPError
 from ibfp_cli.formats import FORMATS, read_annotations, write_annotations
-from ibfp_cli.video import probe
+from ibfp_cli.media.video import probe
 
 BOX_TOLERANCE_PX = 0.01
 """The issue's bound; CVAT's two decimals per corner give at most 0.005 on x, y and 0.01 on w, h."""

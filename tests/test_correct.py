@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import ibfp_cli.correct
+from ibfp_cli.annotate.keyframes import RetrackResult, load_keyframes
 from ibfp_cli.boxes import Box, iou
 from ibfp_cli.cli import app
 from ibfp_cli.correct import session as session_module
@@ -26,8 +27,7 @@ from ibfp_cli.correct.sample import DOUBTFUL_SCORE, sample_annotations, write_tw
 from ibfp_cli.correct.session import Session, TrackerChoice, open_session
 from ibfp_cli.errors import IBFPError
 from ibfp_cli.formats import read_annotations, write_annotations
-from ibfp_cli.keyframes import RetrackResult, load_keyframes
-from ibfp_cli.video import read_video
+from ibfp_cli.media.video import read_video
 
 pytest.importorskip("fastapi", reason="the ui extra (fastapi, uvicorn) is not installed")
 with warnings.catch_warnings():  # Starlette >= 1.0 prefers httpx2 and warns on httpx, which still works

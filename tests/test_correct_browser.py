@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ibfp_cli.annotate.keyframes import load_keyframes
 from ibfp_cli.boxes import Box, iou
 from ibfp_cli.correct.frames import FrameSettings
 from ibfp_cli.correct.sample import sample_annotations, write_two_object_clip
 from ibfp_cli.correct.session import TrackerChoice, open_session
 from ibfp_cli.formats import read_annotations, write_annotations
-from ibfp_cli.keyframes import load_keyframes
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

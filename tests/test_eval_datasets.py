@@ -12,7 +12,7 @@ import pytest
 
 from ibfp_cli.errors import FormatError, VideoError
 from ibfp_cli.evaluate.datasets import Sequence, open_dataset, read_gt_csv
-from ibfp_cli.video import VideoWriter
+from ibfp_cli.media.video import VideoWriter
 
 WIDTH, HEIGHT = 32, 24
 RED_BASE, RED_STEP = 60, 40

@@ -26,7 +26,8 @@ from ibfp_cli.evaluate.predictions import (
     read_predictions,
     write_predictions,
 )
-from ibfp_cli.trackers import TrackerOutput, register
+from ibfp_cli.tracking.contract import TrackerOutput
+from ibfp_cli.tracking.registry import register
 
 TEST_PID = int(os.environ.setdefault("IBFP_TEST_EVAL_PID", str(os.getpid())))
 """The pytest process; spawned workers inherit the variable, so they can tell they are not it."""

@@ -22,15 +22,15 @@ from conftest import SMALL_SPEC
 from pycocotools.coco import COCO
 from typer.testing import CliRunner, Result
 
-import ibfp_cli.dataset_export as dataset_export
+import ibfp_cli.dataset.export as dataset_export
 from ibfp_cli.annotations import Annotations, BoxRecord, VideoMeta
-from ibfp_cli.batch_summary import LOCK_NAME, SUMMARY_NAME
+from ibfp_cli.batch.summary import LOCK_NAME, SUMMARY_NAME
 from ibfp_cli.boxes import Box
 from ibfp_cli.cli import app
-from ibfp_cli.dataset_export import ExportConfig, export_video
-from ibfp_cli.dataset_split import SplitConfig, no_split_reason, unit_of, val_units
+from ibfp_cli.dataset.export import ExportConfig, export_video
+from ibfp_cli.dataset.split import SplitConfig, no_split_reason, unit_of, val_units
 from ibfp_cli.formats import write_annotations
-from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
+from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
 
 runner = CliRunner()
 

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ibfp_cli.cli import app
-from ibfp_cli.frame_image import draw_grid, grid_step
-from ibfp_cli.video import read_video
+from ibfp_cli.media.frame_image import draw_grid, grid_step
+from ibfp_cli.media.video import read_video
 
 runner = CliRunner()
 

@@ -8,12 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ibfp_cli import trackers
-from ibfp_cli.annotations import Annotations, BoxRecord, VideoMeta
-from ibfp_cli.boxes import Box, ious
-from ibfp_cli.errors import BoxError, FormatError, IBFPError, TrackerUnavailable
-from ibfp_cli.formats import read_annotations, write_annotations
-from ibfp_cli.keyframes import (
+from ibfp_cli.annotate.keyframes import (
     Keyframe,
     Span,
     combined_keyframes,
@@ -22,10 +17,15 @@ from ibfp_cli.keyframes import (
     retrack,
     retrack_to_file,
 )
-from ibfp_cli.pipeline import Seed, track_video
-from ibfp_cli.synthetic import SyntheticSpec, write_synthetic_video
-from ibfp_cli.trackers import TrackerOutput
-from ibfp_cli.video import probe
+from ibfp_cli.annotate.pipeline import Seed, track_video
+from ibfp_cli.annotations import Annotations, BoxRecord, VideoMeta
+from ibfp_cli.boxes import Box, ious
+from ibfp_cli.errors import BoxError, FormatError, IBFPError, TrackerUnavailable
+from ibfp_cli.formats import read_annotations, write_annotations
+from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
+from ibfp_cli.media.video import probe
+from ibfp_cli.tracking import registry
+from ibfp_cli.tracking.contract import TrackerOutput
 
 SPEC = SyntheticSpec(width=160, height=120, frames=60, object_size=(32, 24), speed=2.0, seed=11)
 FRAMES = SPEC.frames
@@ -78,7 +78,7 @@ def drift(monkeypatch) -> tuple[list[Box], dict[Box, float]]:
     inits: list[Box] = []
     confidence: dict[Box, float] = {}
     factory = lambda **_: _DriftTracker(inits, lambda box: confidence.get(box, 1.0))  # noqa: E731
-    monkeypatch.setitem(trackers._REGISTRY, "drift", (factory, "test double: drifts right"))
+    monkeypatch.setitem(registry._REGISTRY, "drift", (factory, "test double: drifts right"))
     return inits, confidence
 
 
@@ -125,7 +125,7 @@ def test_a_lost_box_never_beats_a_found_one(video, monkeypatch) -> None:
             output = super().update(frame)
             return TrackerOutput(output.box, 1.0, lost=self.start == KF0.box)
 
-    monkeypatch.setitem(trackers._REGISTRY, "losing", (lambda **_: Losing([], lambda _: 1.0), "test double"))
+    monkeypatch.setitem(registry._REGISTRY, "losing", (lambda **_: Losing([], lambda _: 1.0), "test double"))
     track = retrack(path, [KF0, KF30], tracker="losing").annotations.track(1)
     assert all(r.box == _drifted(KF30.box, 30 - r.frame) for r in track[1:30])
     assert not any(r.lost for r in track)
@@ -169,7 +169,7 @@ def test_a_tracker_that_cannot_run_fails_before_decoding(video, monkeypatch) -> 
     def unavailable(**_: object) -> None:
         raise TrackerUnavailable("needs model files")
 
-    monkeypatch.setitem(trackers._REGISTRY, "missing", (unavailable, "test double"))
+    monkeypatch.setitem(registry._REGISTRY, "missing", (unavailable, "test double"))
     reports: list[tuple[int, int]] = []
     with pytest.raises(TrackerUnavailable, match="model files"):
         retrack(path, [KF30], tracker="missing", progress=lambda *r: reports.append(r))

@@ -12,14 +12,14 @@ import torch
 
 from ibfp_cli.boxes import Box, ious
 from ibfp_cli.config import ModelConfig, TrackerConfig, TrainConfig
+from ibfp_cli.media.synthetic import SyntheticSpec, render_synthetic
 from ibfp_cli.model.ibfp import IBFP
-from ibfp_cli.synthetic import SyntheticSpec, render_synthetic
-from ibfp_cli.tracker import IBFPTracker
+from ibfp_cli.tracking.tracker import IBFPTracker
+from ibfp_cli.tracking.weights import load_model
 from ibfp_cli.train.api import TEMPLATE_AUG
 from ibfp_cli.train.augment import AugmentConfig
 from ibfp_cli.train.data import PairSampler, SamplingConfig, Source, image_batch
 from ibfp_cli.train.loop import export, train
-from ibfp_cli.weights import load_model
 
 TINY = ModelConfig(
     backbone="mobilenetv2",

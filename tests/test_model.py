@@ -10,15 +10,15 @@ import torch.nn.functional as F
 
 from ibfp_cli.config import MOBILE_MODEL, PAPER_MODEL, TrackerConfig
 from ibfp_cli.errors import WeightsError
-from ibfp_cli.labels import gaussian_labels
 from ibfp_cli.model.backbone import MobileNetV2, ResNet18, load_imagenet
 from ibfp_cli.model.cscs import CSCS
 from ibfp_cli.model.head import Head
 from ibfp_cli.model.ibfp import IBFP
 from ibfp_cli.model.ibu import IBU
+from ibfp_cli.model.labels import gaussian_labels
 from ibfp_cli.model.online import OnlineBranch, filter_response, fit_filter, hinge_residual
 from ibfp_cli.model.xcorr import crop_template, dw_xcorr, trim_kernel
-from ibfp_cli.weights import load_model, read_checkpoint, resolve_weights, save_weights
+from ibfp_cli.tracking.weights import load_model, read_checkpoint, resolve_weights, save_weights
 
 MBV2_FILE = Path(__file__).resolve().parents[2] / "shared" / "weights" / "mobilenetv2-imagenet.pt"
 S = 288

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from ibfp_cli import onnx_export
-from ibfp_cli.backends import OnnxNetwork, TorchNetwork, network, onnx_available, pick_backend
 from ibfp_cli.boxes import Box
 from ibfp_cli.errors import IBFPError
 from ibfp_cli.evaluate.datasets import read_gt_csv
+from ibfp_cli.media.synthetic import SyntheticSpec, render_synthetic
+from ibfp_cli.media.video import read_video
 from ibfp_cli.model.head import FusedHead, Head
 from ibfp_cli.model.ibfp import IBFP, Template
-from ibfp_cli.synthetic import SyntheticSpec, render_synthetic
-from ibfp_cli.tracker import IBFPTracker, StageTimes
-from ibfp_cli.video import read_video
-from ibfp_cli.weights import shipped_weights
+from ibfp_cli.tracking import onnx_export
+from ibfp_cli.tracking.backends import OnnxNetwork, TorchNetwork, network, onnx_available, pick_backend
+from ibfp_cli.tracking.tracker import IBFPTracker, StageTimes
+from ibfp_cli.tracking.weights import shipped_weights
 
 pytestmark = [
     pytest.mark.skipif(not onnx_available(), reason="onnxruntime or onnx not installed"),

@@ -10,9 +10,10 @@ from conftest import REPO_ROOT, SMALL_SPEC
 
 from ibfp_cli.boxes import Box, center_errors, ious
 from ibfp_cli.errors import TrackerUnavailable
-from ibfp_cli.opencv_trackers import MODELS_ENV, NANO_BACKBONE, NANO_HEAD, VIT_MODEL, OpenCVTracker
-from ibfp_cli.synthetic import render_synthetic
-from ibfp_cli.trackers import TrackerOutput, create_tracker, tracker_names
+from ibfp_cli.media.synthetic import render_synthetic
+from ibfp_cli.tracking.contract import TrackerOutput
+from ibfp_cli.tracking.opencv_trackers import MODELS_ENV, NANO_BACKBONE, NANO_HEAD, VIT_MODEL, OpenCVTracker
+from ibfp_cli.tracking.registry import create_tracker, tracker_names
 
 SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
 EASY_SPEC = dataclasses.replace(SMALL_SPEC, frames=20, speed=1.5)

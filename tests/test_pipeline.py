@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ibfp_cli import trackers
+from ibfp_cli.annotate.pipeline import Seed, load_seeds, track_to_file, track_video
 from ibfp_cli.boxes import Box, ious
 from ibfp_cli.errors import BoxError, FormatError, IBFPError
 from ibfp_cli.formats import read_annotations
-from ibfp_cli.pipeline import Seed, load_seeds, track_to_file, track_video
-from ibfp_cli.trackers import TrackerOutput
-from ibfp_cli.video import probe
+from ibfp_cli.media.video import probe
+from ibfp_cli.tracking import registry
+from ibfp_cli.tracking.contract import TrackerOutput
 
 MIN_MEAN_IOU = 0.5
 
@@ -46,7 +46,7 @@ def scripted(monkeypatch) -> tuple[list[TrackerOutput], list[str]]:
         calls.append("create")
         return _ScriptedTracker(iter(script * 1000), calls)
 
-    monkeypatch.setitem(trackers._REGISTRY, "scripted", (factory, "test double"))
+    monkeypatch.setitem(registry._REGISTRY, "scripted", (factory, "test double"))
     return script, calls
 
 
@@ -160,7 +160,7 @@ def test_interrupted_tracking_leaves_no_file(small_video, tmp_path, monkeypatch)
         def update(self, frame: np.ndarray) -> TrackerOutput:
             raise KeyboardInterrupt
 
-    monkeypatch.setitem(trackers._REGISTRY, "interrupting", (lambda **_: Interrupting(iter(()), []), "test double"))
+    monkeypatch.setitem(registry._REGISTRY, "interrupting", (lambda **_: Interrupting(iter(()), []), "test double"))
     with pytest.raises(KeyboardInterrupt):
         track_to_file(path, [Seed(Box(1, 1, 10, 10))], tmp_path / "boxes.csv", tracker="interrupting")
     assert list(tmp_path.iterdir()) == []

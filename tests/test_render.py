@@ -8,8 +8,8 @@ import pytest
 from ibfp_cli.annotations import Annotations, BoxRecord, VideoMeta
 from ibfp_cli.boxes import Box
 from ibfp_cli.errors import IBFPError
-from ibfp_cli.render import LOST_COLOUR, draw_boxes, render_video, track_colour
-from ibfp_cli.video import probe, read_video
+from ibfp_cli.media.render import LOST_COLOUR, draw_boxes, render_video, track_colour
+from ibfp_cli.media.video import probe, read_video
 
 LINE_SHARE = 0.4
 """Least share of the way from the unboxed picture to the track colour that a drawn 2 px line keeps

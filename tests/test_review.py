@@ -8,13 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ibfp_cli import trackers
-from ibfp_cli.annotations import Annotations, BoxRecord, VideoMeta
-from ibfp_cli.boxes import Box
-from ibfp_cli.errors import IBFPError
-from ibfp_cli.pipeline import Seed, track_video
-from ibfp_cli.render import track_colour
-from ibfp_cli.review import (
+from ibfp_cli.annotate.pipeline import Seed, track_video
+from ibfp_cli.annotate.review import (
     SHEET_COLUMNS,
     TILE_CONTEXT,
     TILE_GAP,
@@ -23,8 +18,13 @@ from ibfp_cli.review import (
     low_confidence_segments,
     tile_window,
 )
-from ibfp_cli.synthetic import OCCLUDER_RGB, SyntheticSpec, write_synthetic_video
-from ibfp_cli.trackers import TrackerOutput
+from ibfp_cli.annotations import Annotations, BoxRecord, VideoMeta
+from ibfp_cli.boxes import Box
+from ibfp_cli.errors import IBFPError
+from ibfp_cli.media.render import track_colour
+from ibfp_cli.media.synthetic import OCCLUDER_RGB, SyntheticSpec, write_synthetic_video
+from ibfp_cli.tracking import registry
+from ibfp_cli.tracking.contract import TrackerOutput
 
 OCCLUSION = (20, 30)
 OCCLUDED_SPEC = SyntheticSpec(
@@ -115,7 +115,7 @@ def occluded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Annotation
     path = tmp_path_factory.mktemp("review") / "occluded.mp4"
     truth = write_synthetic_video(path, OCCLUDED_SPEC)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(trackers._REGISTRY, "still", (lambda **_: _StillTracker(), "test double"))
+        patch.setitem(registry._REGISTRY, "still", (lambda **_: _StillTracker(), "test double"))
         return path, track_video(path, [Seed(Box(*truth[0]))], "still")
 
 

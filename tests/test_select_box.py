@@ -12,11 +12,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
-from ibfp_cli import select_box
+from ibfp_cli.annotate import select_box
+from ibfp_cli.annotate.pipeline import Seed, load_seeds
+from ibfp_cli.annotate.select_box import BoxPicker, BoxWindow, append_seeds, display_problem, track_command
 from ibfp_cli.boxes import Box
 from ibfp_cli.cli import app
-from ibfp_cli.pipeline import Seed, load_seeds
-from ibfp_cli.select_box import BoxPicker, BoxWindow, append_seeds, display_problem, track_command
 
 matplotlib.use("Agg")  # the window test draws into memory: no display needed
 

@@ -8,11 +8,11 @@ import pytest
 from ibfp_cli.boxes import Box, ious
 from ibfp_cli.evaluate.datasets import read_gt_csv
 from ibfp_cli.evaluate.metrics import score_sequence
-from ibfp_cli.synthetic import SyntheticSpec, render_synthetic
-from ibfp_cli.tracker import IBFPTracker
+from ibfp_cli.media.synthetic import SyntheticSpec, render_synthetic
+from ibfp_cli.media.video import read_video
+from ibfp_cli.tracking.tracker import IBFPTracker
+from ibfp_cli.tracking.weights import read_checkpoint, shipped_weights
 from ibfp_cli.train.prepare import val_sequences
-from ibfp_cli.video import read_video
-from ibfp_cli.weights import read_checkpoint, shipped_weights
 
 SHIPPED = shipped_weights()
 MAX_SHIPPED_BYTES = 40 * 10**6  # issue 5: at most 40 MB

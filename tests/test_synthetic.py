@@ -11,7 +11,7 @@ import pytest
 from conftest import SMALL_SPEC
 
 from ibfp_cli.errors import IBFPError
-from ibfp_cli.synthetic import OCCLUDER_RGB, SyntheticSpec, render_synthetic, synthetic_sequence
+from ibfp_cli.media.synthetic import OCCLUDER_RGB, SyntheticSpec, render_synthetic, synthetic_sequence
 
 CLEAN = SyntheticSpec(width=160, height=120, frames=40, object_size=(32, 24), noise=0.0, seed=3)
 

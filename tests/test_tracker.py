@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from ibfp_cli.backends import onnx_available
+from ibfp_cli.annotate.pipeline import Seed, track_video
 from ibfp_cli.boxes import Box, ious
 from ibfp_cli.evaluate.boxfit import aspect_errors
-from ibfp_cli.pipeline import Seed, track_video
-from ibfp_cli.synthetic import SyntheticSpec, render_synthetic, write_synthetic_video
-from ibfp_cli.tracker import IBFPTracker
-from ibfp_cli.weights import shipped_weights
+from ibfp_cli.media.synthetic import SyntheticSpec, render_synthetic, write_synthetic_video
+from ibfp_cli.tracking.backends import onnx_available
+from ibfp_cli.tracking.tracker import IBFPTracker
+from ibfp_cli.tracking.weights import shipped_weights
 
 pytestmark = pytest.mark.skipif(not shipped_weights(), reason="no weights shipped yet")
 

@@ -10,9 +10,9 @@ import torch
 from test_mechanics import TINY
 
 from ibfp_cli.config import LossConfig, TrackerConfig, TrainConfig
+from ibfp_cli.media.synthetic import SyntheticSpec, render_synthetic
 from ibfp_cli.model.backbone import build_backbone
 from ibfp_cli.model.ibfp import IBFP
-from ibfp_cli.synthetic import SyntheticSpec, render_synthetic
 from ibfp_cli.train.api import TEMPLATE_AUG
 from ibfp_cli.train.augment import AugmentConfig
 from ibfp_cli.train.data import PairSampler, SamplingConfig, Source
@@ -34,8 +34,8 @@ def test_giou_loss_of_nested_disjoint_and_equal_boxes():
 
 
 def test_box_terms_vanish_for_an_exact_prediction_and_grow_with_a_shrunk_one():
-    from ibfp_cli.labels import box_targets
     from ibfp_cli.model.ibfp import Prediction
+    from ibfp_cli.model.labels import box_targets
 
     boxes = torch.tensor([[40.0, 48.0, 50.0, 30.0]])
     targets, _ = box_targets(boxes, 16, 8, LossConfig().box_region)

@@ -12,8 +12,8 @@ import pytest
 from conftest import SMALL_SPEC
 
 from ibfp_cli.errors import VideoError
-from ibfp_cli.synthetic import SyntheticSpec, render_synthetic, write_synthetic_video
-from ibfp_cli.video import VideoReader, VideoWriter, normalize_rotation, probe, read_video, rotate_image
+from ibfp_cli.media.synthetic import SyntheticSpec, render_synthetic, write_synthetic_video
+from ibfp_cli.media.video import VideoReader, VideoWriter, normalize_rotation, probe, read_video, rotate_image
 
 MAX_MEAN_ABS_ERROR = 8.0
 """H.264 at the default crf keeps a clean synthetic frame within a few grey levels."""

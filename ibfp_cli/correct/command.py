@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
+from ..annotate.review import DEFAULT_THRESHOLD
+from ..annotate.select_box import display_problem
 from ..errors import IBFPError
 from ..formats import format_names
-from ..review import DEFAULT_THRESHOLD
-from ..select_box import display_problem
 from .session import TrackerChoice, open_session
 
 UI_MODULES = frozenset({"fastapi", "starlette", "uvicorn", "pydantic", "anyio", "h11"})
@@ -109,7 +109,8 @@ def correct(
     Serves the page on this machine only (127.0.0.1) behind a random token, and prints its URL.
     Only VIDEO, BOXES, --out and --keyframes are read or written. Ctrl-C stops the server.
     """
-    from ..cli import _reported_errors, err, out  # here: cli imports this module
+    from ..cli.common import err, out  # here: cli imports this module
+    from ..cli.common import reported_errors as _reported_errors
 
     with _reported_errors():
         server = _server_module()

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import IBFPError, VideoError
-from ..video import Frame, VideoInfo, VideoReader
+from ..media.video import Frame, VideoInfo, VideoReader
 
 MIB = 1 << 20
 

@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..annotate.keyframes import KEYFRAME_SCORE
 from ..annotations import Annotations, BoxRecord, VideoMeta
 from ..boxes import Box
-from ..keyframes import KEYFRAME_SCORE
-from ..synthetic import SyntheticSpec, synthetic_sequence
-from ..video import VideoWriter
+from ..media.synthetic import SyntheticSpec, synthetic_sequence
+from ..media.video import VideoWriter
 
 OBJECT_FRACTION = 0.15
 """Each object's first-frame width and height as a share of the frame's: large enough to see

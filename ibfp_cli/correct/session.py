@@ -22,13 +22,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..annotations import DEFAULT_LABEL, Annotations, BoxRecord, VideoMeta
-from ..atomic import check_output
-from ..boxes import MIN_BOX_SIZE, Box, validate_box
-from ..convert import with_video
-from ..errors import BoxError, IBFPError
-from ..formats import read_annotations, resolve_format, write_annotations
-from ..keyframes import (
+from ..annotate.convert import with_video
+from ..annotate.keyframes import (
     KEYFRAME_SCORE,
     Keyframe,
     RetrackResult,
@@ -37,10 +32,15 @@ from ..keyframes import (
     load_keyframes,
     retrack,
 )
-from ..pipeline import Seed, track_video
+from ..annotate.pipeline import Seed, track_video
+from ..annotate.review import DEFAULT_THRESHOLD, low_confidence_segments
+from ..annotations import DEFAULT_LABEL, Annotations, BoxRecord, VideoMeta
+from ..boxes import MIN_BOX_SIZE, Box, validate_box
+from ..errors import BoxError, IBFPError
+from ..formats import read_annotations, resolve_format, write_annotations
+from ..media.atomic import check_output
+from ..media.render import track_colour
 from ..progress import ProgressCallback
-from ..render import track_colour
-from ..review import DEFAULT_THRESHOLD, low_confidence_segments
 from .frames import FrameServer, FrameSettings
 from .jobs import Job, JobStatus
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import FormatError, VideoError
-from ..video import read_video
+from ..media.video import read_video
 
 GT_CSV_SUFFIX = ".gt.csv"
 GT_CSV_COLUMNS = ("frame", "x", "y", "w", "h")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_output
 from ..errors import FormatError
+from ..media.atomic import atomic_output
 
 PREDICTION_COLUMNS = ("frame", "x", "y", "w", "h", "score", "lost", "time_ms")
 

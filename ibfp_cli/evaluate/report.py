@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from ..atomic import atomic_output
+from ..media.atomic import atomic_output
 from ..wording import counted
 from .boxfit import NETWORK_CHECK_EVERY, NO_FIT, SCALE_PROBES, BoxFit, NetworkCheck, mean_fit, summarize
 from .metrics import (

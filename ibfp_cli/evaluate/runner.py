@@ -21,7 +21,8 @@ import numpy as np
 
 from ..boxes import Box
 from ..errors import IBFPError, TrackerUnavailable
-from ..trackers import SingleObjectTracker, TrackerFactory, TrackerOutput, tracker_factory
+from ..tracking.contract import SingleObjectTracker, TrackerFactory, TrackerOutput
+from ..tracking.registry import tracker_factory
 from ..wording import counted
 from .boxfit import NetworkCheck, box_fit, network_check
 from .datasets import Sequence, open_dataset
@@ -106,7 +107,7 @@ def run_network_check(
 ) -> list[NetworkCheck]:
     """`network_check` of the IBFP weights on each sequence, online branch off, on the backend
     the trackers ran on."""
-    from ..tracker import IBFPTracker  # torch: only when asked for
+    from ..tracking.tracker import IBFPTracker  # torch: only when asked for
 
     checks = []
     for sequence in sequences:

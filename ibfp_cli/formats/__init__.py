@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..annotations import Annotations
-from ..atomic import atomic_output
 from ..errors import FormatError, OtherFormatError
+from ..media.atomic import atomic_output
 from . import coco, cvat, labelstudio, mot
 from . import csv as csv_format
 

@@ -14,8 +14,8 @@ from ..config import MODEL_PRESETS, TrackerConfig, TrainConfig
 from ..errors import IBFPError
 from ..model.backbone import load_imagenet
 from ..model.ibfp import IBFP
-from ..tracker import pick_device
-from ..weights import load_model
+from ..tracking.tracker import pick_device
+from ..tracking.weights import load_model
 from .augment import AugmentConfig
 from .data import PairSampler, SamplingConfig, Source, image_batch, synthetic_sources
 from .features import FeatureCache, build_feature_cache

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..boxes import Box
-from ..crop import CropWindow, context_window
+from ..tracking.crop import CropWindow, context_window
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..atomic import atomic_output
 from ..config import MOBILE_MODEL, ModelConfig, TrackerConfig, TrainConfig, to_dict
 from ..errors import IBFPError
+from ..media.atomic import atomic_output
 from ..model.ibfp import IBFP
-from ..tracker import pick_device
-from ..weights import SHIPPED_DIR, load_model, read_checkpoint, save_weights
+from ..tracking.tracker import pick_device
+from ..tracking.weights import SHIPPED_DIR, load_model, read_checkpoint, save_weights
 from .augment import AugmentConfig
 from .data import PairSampler, SamplingConfig, image_batch
 from .loop import CHECKPOINT, LOG, RunState, train

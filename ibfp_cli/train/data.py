@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..boxes import Box
-from ..synthetic import SyntheticSpec, render_synthetic
+from ..media.synthetic import SyntheticSpec, render_synthetic
 from .augment import AugmentConfig, sample_view
 
 Kind = Literal["sot", "det", "syn"]

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from ..config import TrackerConfig
-from ..tracker import pick_device
+from ..tracking.tracker import pick_device
 from .campaign import RECIPE, RUNS_ENV, Recipe, find_start, runs_root, save_resume_point
 from .data import ImageBatch, PairSampler, SamplingConfig, Source, image_batch
 from .loop import CHECKPOINT, LOG, RunState, train
@@ -52,7 +52,7 @@ SUMMARY_FILE = "summary.json"
 def pack(crops: Path, out: Path, budget_mib: float = PACK_BUDGET_MIB) -> pd.DataFrame:
     """Copy the crop cache to `out`, thinning the largest sources (every 2nd crop, re-encoded)
     until it fits the budget. Returns the packed index."""
-    from ..video import VideoWriter  # PyAV: packing happens on a machine that has it
+    from ..media.video import VideoWriter  # PyAV: packing happens on a machine that has it
 
     index = pd.read_csv(crops / INDEX_FILE)
     sizes = {name: (crops / f"{name}.mp4").stat().st_size / 2**20 for name in index.source.unique()}

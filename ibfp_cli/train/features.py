@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..backends import frozen_backbone
 from ..boxes import Box
 from ..errors import IBFPError
 from ..model.ibfp import IBFP
+from ..tracking.backends import frozen_backbone
 from .augment import AugmentConfig, sample_view
 from .data import PairSampler, Source
 

@@ -16,10 +16,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..atomic import atomic_output
 from ..config import TrackerConfig, TrainConfig, from_dict, to_dict
+from ..media.atomic import atomic_output
 from ..model.ibfp import IBFP
-from ..weights import save_weights
+from ..tracking.weights import save_weights
 from .data import ImageBatch
 from .features import FeatureBatch
 from .losses import LossTerms, ibfp_loss

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from ..config import LossConfig
-from ..labels import box_targets, gaussian_labels
 from ..model.ibfp import Prediction
+from ..model.labels import box_targets, gaussian_labels
 from ..model.online import hinge_residual
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..boxes import Box
-from ..crop import context_window
 from ..errors import IBFPError
+from ..tracking.crop import context_window
 from .data import Source
 
 VAL_SPLIT_FILE = Path(__file__).with_name("val_split.txt")
@@ -53,7 +53,7 @@ def read_gt(path: Path) -> dict[int, Box]:
 
 
 def _sot_items(path: Path, gt: dict[int, Box], step: int) -> Iterator[tuple[int, np.ndarray, Box]]:
-    from ..video import read_video
+    from ..media.video import read_video
 
     with read_video(path) as video:
         for frame in video:
@@ -81,7 +81,7 @@ def prepare_crop_cache(
 ) -> pd.DataFrame:
     """Write the crop cache of the training sequences of every SOT_FOLDERS folder (val split
     excluded) and of the still images."""
-    from ..video import VideoWriter
+    from ..media.video import VideoWriter
 
     sot_dirs = [data_dir / name for name in SOT_FOLDERS if (data_dir / name).is_dir()]
     det = data_dir / "det"

@@ -1,0 +1,101 @@
+"""`ibfp eval`: trackers scored on a benchmark."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ..tracking.opencv_trackers import MODELS_ENV
+from ..tracking.registry import tracker_names
+from .common import BackendOption, DeviceOption, WeightsOption, out, reported_errors, stage_progress
+
+
+def evaluate(
+    dataset: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DATASET",
+            help="Benchmark folder (project layout <name>.mp4 + <name>.gt.csv, OTB, GOT-10k or LaSOT).",
+            show_default=False,
+        ),
+    ],
+    trackers: Annotated[
+        str | None,
+        typer.Option(
+            "--tracker",
+            help="Comma-separated trackers to compare, e.g. ibfp,nano,csrt. "
+            "Default: every tracker `ibfp trackers` lists.",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Report folder; finished runs found there are reused.", file_okay=False)
+    ] = Path("report"),
+    device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
+    weights: WeightsOption = None,
+    opencv_models: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with the NanoTrack and VitTrack ONNX files.",
+            envvar=MODELS_ENV,
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Parallel tracking processes. Default: half the CPU cores.", min=1, show_default=False),
+    ] = None,
+    sequences: Annotated[
+        str | None, typer.Option(help="Comma-separated sequence names to run. Default: all.", show_default=False)
+    ] = None,
+    val_split: Annotated[
+        bool,
+        typer.Option(
+            "--val-split",
+            help="Run only the validation split that training never sees (the names in ibfp_cli/train/val_split.txt).",
+        ),
+    ] = False,
+    network_check: Annotated[
+        bool,
+        typer.Option(
+            "--network-check",
+            help="Also check the IBFP network alone: its box on search crops centred on the true box, "
+            "every 5th frame (network_check.csv and a section of report.md).",
+        ),
+    ] = False,
+) -> None:
+    """Score trackers on a benchmark (OTB success AUC, precision, normalised precision, speed)."""
+    from ..evaluate import render_rich_table, run_evaluation  # pandas and friends: load on demand
+    from ..train.prepare import val_sequences
+
+    if val_split:
+        sequences = ",".join(sorted(val_sequences()))
+
+    if opencv_models is not None:
+        os.environ[MODELS_ENV] = str(opencv_models)  # worker processes inherit it
+    with reported_errors(), stage_progress(unit="runs") as stage:
+        runs = stage("tracker x sequence runs")
+        report = run_evaluation(
+            dataset,
+            _comma_list(trackers) if trackers else tracker_names(),
+            out_dir,
+            device=device,
+            backend=backend,
+            weights=weights,
+            workers=workers,
+            sequences=_comma_list(sequences) if sequences else None,
+            progress=lambda done, total, _label: runs(done, total),
+            network=network_check,
+        )
+    out.print(render_rich_table(report))
+    out.print(f"report written to {escape(str(out_dir))}")
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
