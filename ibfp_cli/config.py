@@ -7,8 +7,14 @@ dev split, with the figures in weights/MODEL_CARD.md.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal, TypeVar
+
+from .errors import SettingError
+
+ConfigT = TypeVar("ConfigT")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 BackboneName = Literal["resnet18", "mobilenetv2"]
 Trainable = Literal["all", "box"]
@@ -158,3 +164,40 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
             value = from_dict(LossConfig, value)
         values[name] = value
     return cls(**values)
+
+
+def parse_settings(cls: type, items: Iterable[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings as the fields of config class `cls` they set, each value read as the
+    type of that field's default (bool: true/false, yes/no, on/off, 1/0)."""
+    defaults = {f.name: getattr(cls(), f.name) for f in fields(cls)}
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = (part.strip() for part in item.partition("="))
+        if not sep or not key:
+            raise SettingError(f"setting {item!r} is not KEY=VALUE, e.g. size_lr=0.1")
+        if key not in defaults:
+            raise SettingError(f"{cls.__name__} has no setting {key!r}; it has {', '.join(defaults)}")
+        settings[key] = _parsed(key, text, defaults[key])
+    return settings
+
+
+def overridden(config: ConfigT, settings: dict[str, Any]) -> ConfigT:
+    """`config` with the fields in `settings` replaced (as `parse_settings` gives them)."""
+    return replace(config, **settings) if settings else config  # type: ignore[type-var]
+
+
+def _parsed(key: str, text: str, default: Any) -> Any:
+    kind = type(default)
+    if kind is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise SettingError(f"setting {key} takes true or false, not {text!r}")
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            wanted = "an integer" if kind is int else "a number"
+            raise SettingError(f"setting {key} takes {wanted}, not {text!r}") from None
+    if kind is str:
+        return text
+    raise SettingError(f"setting {key} ({kind.__name__}) cannot be set from the command line")

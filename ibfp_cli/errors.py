@@ -35,5 +35,9 @@ class WeightsError(IBFPError):
     """A weights file is missing or was made for another architecture or version."""
 
 
+class SettingError(IBFPError):
+    """A KEY=VALUE setting names no configuration field or its value does not parse."""
+
+
 class TrackerUnavailable(IBFPError):
     """A tracker needs something this installation lacks (an OpenCV build, model files)."""

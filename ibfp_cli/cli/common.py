@@ -84,6 +84,17 @@ WeightsOption = Annotated[
     ),
 ]
 
+TrackerConfigOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tracker-config",
+        metavar="KEY=VALUE",
+        help="An IBFP tracker setting, e.g. size_lr=0.15 (a field of ibfp_cli.config.TrackerConfig), "
+        "in place of the weights' own; repeat the option for several.",
+        show_default=False,
+    ),
+]
+
 RenderOption = Annotated[
     Path | None,
     typer.Option(help="Also write a preview video (.mp4) with the boxes drawn.", show_default=False, dir_okay=False),

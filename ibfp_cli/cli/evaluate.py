@@ -11,7 +11,15 @@ from rich.markup import escape
 
 from ..tracking.opencv_trackers import MODELS_ENV
 from ..tracking.registry import tracker_names
-from .common import BackendOption, DeviceOption, WeightsOption, out, reported_errors, stage_progress
+from .common import (
+    BackendOption,
+    DeviceOption,
+    TrackerConfigOption,
+    WeightsOption,
+    out,
+    reported_errors,
+    stage_progress,
+)
 
 
 def evaluate(
@@ -38,6 +46,7 @@ def evaluate(
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
     weights: WeightsOption = None,
+    tracker_config: TrackerConfigOption = None,
     opencv_models: Annotated[
         Path | None,
         typer.Option(
@@ -71,6 +80,7 @@ def evaluate(
     ] = False,
 ) -> None:
     """Score trackers on a benchmark (OTB success AUC, precision, normalised precision, speed)."""
+    from ..config import TrackerConfig, parse_settings
     from ..evaluate import render_rich_table, run_evaluation  # pandas and friends: load on demand
     from ..train.prepare import val_sequences
 
@@ -80,6 +90,7 @@ def evaluate(
     if opencv_models is not None:
         os.environ[MODELS_ENV] = str(opencv_models)  # worker processes inherit it
     with reported_errors(), stage_progress(unit="runs") as stage:
+        settings = parse_settings(TrackerConfig, tracker_config or [])
         runs = stage("tracker x sequence runs")
         report = run_evaluation(
             dataset,
@@ -92,6 +103,7 @@ def evaluate(
             sequences=_comma_list(sequences) if sequences else None,
             progress=lambda done, total, _label: runs(done, total),
             network=network_check,
+            tracker_config=settings,
         )
     out.print(render_rich_table(report))
     out.print(f"report written to {escape(str(out_dir))}")

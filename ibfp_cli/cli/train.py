@@ -9,7 +9,16 @@ import typer
 
 from ..config import Trainable, TrainConfig
 from ..errors import IBFPError
-from .common import BackendOption, DeviceOption, check_outputs, err, out, reported_errors, stage_progress
+from .common import (
+    BackendOption,
+    DeviceOption,
+    TrackerConfigOption,
+    check_outputs,
+    err,
+    out,
+    reported_errors,
+    stage_progress,
+)
 
 TRAIN_DEFAULTS = TrainConfig()
 """The defaults `train run` shows and starts from."""
@@ -191,13 +200,17 @@ def train_export(
     data_note: Annotated[
         str, typer.Option("--data", help="What the run was trained on (kept in the file's metadata).")
     ] = "",
+    tracker_config: TrackerConfigOption = None,
 ) -> None:
-    """Write a run's model as an fp16 weights file that `ibfp track` loads."""
+    """Write a run's model as an fp16 weights file that `ibfp track` loads (with the tracker
+    settings it is tracked with: the defaults, or those given with --tracker-config)."""
+    from ..config import TrackerConfig, overridden, parse_settings
     from ..train.api import export_weights
 
     with reported_errors():
         check_outputs(out_file)
-        meta = export_weights(run_dir, out_file, data_note)
+        tracker = overridden(TrackerConfig(), parse_settings(TrackerConfig, tracker_config or []))
+        meta = export_weights(run_dir, out_file, data_note, tracker)
     out.print(f"wrote {out_file} ({out_file.stat().st_size / 2**20:.1f} MiB, step {meta['steps']})")
 
 

@@ -7,6 +7,7 @@ Scores are always recomputed from the saved files.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sys
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..boxes import Box
 from ..errors import IBFPError, TrackerUnavailable
+from ..media.atomic import atomic_output
 from ..tracking.contract import SingleObjectTracker, TrackerFactory, TrackerOutput
 from ..tracking.registry import tracker_factory
 from ..wording import counted
@@ -31,6 +33,8 @@ from .predictions import Predictions, has_predictions, read_predictions, write_p
 from .report import EvalReport, SequenceResult, build_report, network_table, write_report
 
 PREDICTIONS_FOLDER = "predictions"
+SETTINGS_JSON = "ibfp_settings.json"
+"""The IBFP weights and settings a report folder's saved runs were made with."""
 INIT_SCORE = 1.0
 """Score recorded on frame 0, where the box is the ground truth the tracker starts from."""
 MS_PER_S = 1000.0
@@ -73,16 +77,25 @@ def run_evaluation(
     sequences: list[str] | None = None,
     progress: ProgressCallback | None = None,
     network: bool = False,
+    tracker_config: dict[str, object] | None = None,
 ) -> EvalReport:
     """Track every selected sequence of `dataset` with each tracker, then score and report.
 
     Trackers that cannot run here (missing OpenCV build, model files, weights) are listed in
     the report's `unavailable` instead of failing the run (unless none can run). With `network`,
-    the IBFP network's own boxes are also checked (`evaluate.boxfit.network_check`). Writes into
-    `out_dir`, creating it.
+    the IBFP network's own boxes are also checked (`evaluate.boxfit.network_check`).
+    `tracker_config`: IBFP tracker settings over the weights' own (`config.parse_settings`); a
+    folder whose saved IBFP runs were made with other weights or settings is refused. Writes
+    into `out_dir`, creating it.
     """
     chosen = select_sequences(open_dataset(dataset), sequences)
-    options: dict[str, object] = {"device": device, "backend": backend, "weights": weights}
+    tracker_config = tracker_config or {}
+    options: dict[str, object] = {
+        "device": device,
+        "backend": backend,
+        "weights": weights,
+        "tracker_config": tracker_config,
+    }
     factories, unavailable = _available_trackers(trackers, options)
     if not factories:
         raise TrackerUnavailable("no tracker can run here: " + "; ".join(unavailable.values()))
@@ -94,24 +107,33 @@ def run_evaluation(
     ]
     for name in factories:
         _make_folder(out_dir / PREDICTIONS_FOLDER / name)
+    if "ibfp" in factories:
+        _claim_settings(out_dir, weights, tracker_config)
     _track_missing(runs, workers or default_workers(), progress)
     results = [_scored(run) for run in runs]
     report = build_report(results, unavailable)
+    if tracker_config:
+        report.notes.append("IBFP settings over the weights' own: " + _settings_text(tracker_config))
     if network:
-        report = replace(report, network=network_table(run_network_check(chosen, weights, device, backend)))
+        checks = run_network_check(chosen, weights, device, backend, tracker_config)
+        report = replace(report, network=network_table(checks))
     return write_report(report, out_dir, Path(dataset).name)
 
 
 def run_network_check(
-    sequences: list[Sequence], weights: Path | None, device: str, backend: str = "auto"
+    sequences: list[Sequence],
+    weights: Path | None,
+    device: str,
+    backend: str = "auto",
+    tracker_config: dict[str, object] | None = None,
 ) -> list[NetworkCheck]:
     """`network_check` of the IBFP weights on each sequence, online branch off, on the backend
-    the trackers ran on."""
-    from ..tracking.tracker import IBFPTracker  # torch: only when asked for
+    and with the settings the trackers ran with."""
+    from ..tracking.tracker import create  # torch: only when asked for
 
     checks = []
     for sequence in sequences:
-        tracker = IBFPTracker(weights=weights, device=device, backend=backend)
+        tracker = create(weights=weights, device=device, backend=backend, tracker_config=tracker_config)
         tracker.config = replace(tracker.config, use_online=False)
         checks.append(network_check(sequence, tracker))
     return checks
@@ -172,6 +194,28 @@ def _available_trackers(
         else:
             factories[name] = factory
     return factories, unavailable
+
+
+def _claim_settings(out_dir: Path, weights: Path | None, tracker_config: dict[str, object]) -> None:
+    """Record the IBFP weights and settings of `out_dir`'s runs, or refuse a folder whose saved
+    runs were made with others (they would be reused as if made with these)."""
+    path = out_dir / SETTINGS_JSON
+    settings = {"weights": None if weights is None else str(weights), "tracker_config": tracker_config}
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved != settings:
+            made_with = _settings_text(saved["tracker_config"]) or "the weights' own settings"
+            raise IBFPError(
+                f"{out_dir} holds IBFP runs made with other weights or settings ({made_with}, "
+                f"weights {saved['weights'] or 'shipped'}); choose another --out"
+            )
+        return
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def _settings_text(tracker_config: dict[str, object]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(tracker_config.items()))
 
 
 def _make_folder(folder: Path) -> None:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..boxes import Box
-from ..config import LossConfig, TrackerConfig, from_dict
+from ..config import LossConfig, TrackerConfig, from_dict, overridden
 from ..errors import IBFPError
 from ..model.ibfp import IBFP, Prediction, Template
 from ..model.labels import gaussian_labels
@@ -391,7 +392,14 @@ class IBFPTracker:
 
 
 def create(
-    device: str = "auto", weights: str | Path | None = None, backend: Backend = "auto", **_: object
+    device: str = "auto",
+    weights: str | Path | None = None,
+    backend: Backend = "auto",
+    tracker_config: dict[str, Any] | None = None,
+    **_: object,
 ) -> IBFPTracker:
-    """Registry factory for "ibfp" (other trackers' options are ignored)."""
-    return IBFPTracker(weights=weights, device=device, backend=backend)
+    """Registry factory for "ibfp" (other trackers' options are ignored). `tracker_config`:
+    TrackerConfig fields set over the weights' own settings (`config.parse_settings`)."""
+    tracker = IBFPTracker(weights=weights, device=device, backend=backend)
+    tracker.config = overridden(tracker.config, tracker_config or {})
+    return tracker
