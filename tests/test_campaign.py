@@ -196,3 +196,24 @@ def test_prepare_says_why_it_has_nothing_to_crop(tmp_path):
     with pytest.raises(IBFPError, match="1 of 1 videos are validation sequences"):
         prepare_crop_cache(tmp_path, tmp_path / "crops")
     assert not (tmp_path / "crops" / "index.csv").exists()
+
+
+def test_a_crop_cache_made_before_categories_still_trains_and_says_how_to_add_them(recipe, tmp_path):
+    """A cache without the category column gives no look-alike negatives: one line says so."""
+    import pandas as pd
+
+    from ibfp_cli.train.prepare import INDEX_FILE, prepare_crop_cache
+
+    data = tmp_path / "data"
+    (data / "sot").mkdir(parents=True)
+    truth = write_synthetic_video(data / "sot" / "clip.mp4", SyntheticSpec(width=160, height=120, frames=8, seed=5))
+    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
+    (data / "sot" / "clip.gt.csv").write_text("\n".join(rows) + "\n")
+    prepare_crop_cache(data, tmp_path / "crops")
+    index = pd.read_csv(tmp_path / "crops" / INDEX_FILE)
+    index.drop(columns="category").to_csv(tmp_path / "crops" / INDEX_FILE, index=False)
+    said: list[str] = []
+    two_steps = replace(recipe, train=replace(recipe.train, max_steps=2))
+    state = run_campaign("c", tmp_path / "crops", minutes=None, device="cpu", say=said.append, recipe=two_steps)
+    assert state.step == 2
+    assert any("has no object categories" in line and "ibfp train prepare" in line for line in said)

@@ -52,7 +52,7 @@ def subsample(sources: list[Source], steps: dict[str, int]) -> list[Source]:
     out = []
     for s in sources:
         step = steps.get(s.name, steps.get(s.kind, 1))
-        out.append(Source(s.name, s.kind, s.frames[::step], s.boxes[::step], s.index[::step]))
+        out.append(Source(s.name, s.kind, s.frames[::step], s.boxes[::step], s.index[::step], s.categories[::step]))
     return out
 
 

@@ -62,6 +62,9 @@ class Recipe:
         default_factory=lambda: AugmentConfig(shift=0.1, scale=0.05, aspect=0.0, flip_probability=0.0)
     )
     synthetic: int = 16  # generated look-alike clips beside the crop cache (shipped run: 16)
+    # issue 26.2, from step 10,000: half the negatives are another object of the template's category
+    # (DaSiamRPN's semantic negatives; issue 28: IBFP loses targets to look-alikes)
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(lookalike_fraction=0.5))
 
 
 RECIPE = Recipe()
@@ -126,7 +129,7 @@ def warm_start(recipe: Recipe) -> IBFP:
 
 def run_campaign(
     name: str,
-    crops: Path,
+    crops: Path | None,
     *,
     minutes: float | None,
     device: str,
@@ -142,7 +145,12 @@ def run_campaign(
     say(start.description)
     cfg = replace(recipe.train, model=recipe.model, batch_size=batch_size or recipe.train.batch_size)
     sources = training_sources(crops, recipe.synthetic, cfg.seed)
-    sampler = PairSampler(sources, SamplingConfig(), cfg.seed + (start.state.step if start.state else 0))
+    if crops is not None and recipe.sampling.lookalike_fraction and not any(len(s.categories) for s in sources):
+        say(
+            f"{crops} has no object categories (made before look-alike negatives): every negative comes "
+            "from another source; `ibfp train prepare` again to add them"
+        )
+    sampler = PairSampler(sources, recipe.sampling, cfg.seed + (start.state.step if start.state else 0))
     area, size = TrackerConfig().search_area_scale, recipe.model.input_size
 
     def next_batch() -> Any:

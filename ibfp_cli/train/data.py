@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -21,8 +21,10 @@ class Source:
     """Images of one video (or one set of still-image crops) with one box per image.
 
     frames: (N, H, W, 3) RGB uint8; boxes: (N, 4) x, y, w, h in those images' pixels;
-    index: each image's frame number in its video (pairs are drawn within a frame gap).
-    For still images (kind "det") every image is its own object: pairs use one image twice.
+    index: each image's frame number in its video (pairs are drawn within a frame gap), or for
+    still images (kind "det") the number of the photo it was cut from (one photo may hold several
+    objects); every still-image crop is its own object: pairs use one crop twice.
+    categories: (N,) each item's object category ("person", "fish"), "" where unknown.
     """
 
     name: str
@@ -30,6 +32,11 @@ class Source:
     frames: np.ndarray
     boxes: np.ndarray
     index: np.ndarray
+    categories: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
+
+    def category(self, item: int) -> str:
+        """Item `item`'s category, "" where unknown."""
+        return str(self.categories[item]) if len(self.categories) else ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,11 @@ class SamplingConfig:
     weights: tuple[float, float, float] = (0.5, 0.3, 0.2)  # measured: sot, det, syn
     negative_fraction: float = 0.2  # issue 5: about 20% negative pairs
     max_frame_gap: int = 100  # SiamRPN++ practice for video pairs
+    # DaSiamRPN (Zhu et al. 2018): negatives of the template's own category ("semantic
+    # negatives") teach the network to tell one instance from its look-alikes; this share of the
+    # negatives is drawn so, the rest from any other source. 0: every negative from any source
+    lookalike_fraction: float = 0.0
+    lookalike_tries: int = 8  # draws of a same-category item before falling back to any source
 
 
 @dataclass
@@ -61,6 +73,12 @@ class PairSampler:
         w = np.array([cfg.weights[KINDS.index(k)] for k in self.kinds], dtype=float)
         self.kind_p = w / w.sum()
         self.by_kind = by_kind
+        pairs: dict[str, list[tuple[int, int]]] = {}
+        for s, source in enumerate(sources):
+            for i in range(len(source.categories)):
+                if source.category(i):
+                    pairs.setdefault(source.category(i), []).append((s, i))
+        self.by_category = {c: np.array(p) for c, p in pairs.items() if len(p) > 1}  # (M, 2) source, item
 
     def _item_in(self, kind: Kind) -> tuple[int, int]:
         members = self.by_kind[kind]
@@ -72,6 +90,9 @@ class PairSampler:
         kind = self.kinds[int(self.rng.choice(len(self.kinds), p=self.kind_p))]
         s, i = self._item_in(kind)
         if len(self.sources) > 1 and self.rng.random() < self.cfg.negative_fraction:
+            lookalike = self._lookalike(s, i) if self.rng.random() < self.cfg.lookalike_fraction else None
+            if lookalike is not None:
+                return Pair((s, i), lookalike, False)
             other = s
             while other == s:
                 other = int(self.rng.integers(len(self.sources)))
@@ -81,6 +102,20 @@ class PairSampler:
             return Pair((s, i), (s, i), True)
         near = np.flatnonzero(np.abs(src.index - src.index[i]) <= self.cfg.max_frame_gap)
         return Pair((s, i), (s, int(self.rng.choice(near))), True)
+
+    def _lookalike(self, s: int, i: int) -> tuple[int, int] | None:
+        """Another object of item (s, i)'s category: from another video, or from another photo
+        of the same still-image set (a crop of the same photo could show the template's object)."""
+        members = self.by_category.get(self.sources[s].category(i))
+        if members is None:
+            return None
+        for _ in range(self.cfg.lookalike_tries):
+            o, j = (int(v) for v in members[int(self.rng.integers(len(members)))])
+            same_video = o == s and self.sources[s].kind != "det"
+            same_photo = o == s and self.sources[s].index[j] == self.sources[s].index[i]
+            if not (same_video or same_photo):
+                return o, j
+        return None
 
 
 @dataclass

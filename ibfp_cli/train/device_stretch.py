@@ -35,7 +35,7 @@ import torch
 from ..config import TrackerConfig
 from ..tracking.tracker import pick_device
 from .campaign import RECIPE, RUNS_ENV, Recipe, find_start, runs_root, save_resume_point
-from .data import ImageBatch, PairSampler, SamplingConfig, Source, image_batch
+from .data import ImageBatch, PairSampler, Source, image_batch
 from .loop import CHECKPOINT, LOG, RunState, train
 from .prepare import INDEX_FILE, META_FILE, CacheConfig, load_crop_cache
 
@@ -93,7 +93,7 @@ class _Batches(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[ImageBatch]:
         info = torch.utils.data.get_worker_info()
-        sampler = PairSampler(self.sources, SamplingConfig(), self.seed * 1000 + (info.id if info else 0))
+        sampler = PairSampler(self.sources, self.recipe.sampling, self.seed * 1000 + (info.id if info else 0))
         area, size = TrackerConfig().search_area_scale, self.recipe.model.input_size
         while True:
             yield image_batch(sampler, self.batch, area, size, self.recipe.template_aug, self.recipe.search_aug)

@@ -26,6 +26,9 @@ INDEX_FILE = "index.csv"
 META_FILE = "meta.json"
 SOT_FOLDERS = ("sot", "sot-train")
 """Folders of annotated videos (`<name>.mp4` + `<name>.gt.csv`) under the data folder."""
+SOURCES_FILE = "sources.csv"
+"""Beside the videos, optional: `name` and `object_class` ("person (pedestrian)") per video."""
+INDEX_COLUMNS = ["source", "kind", "item", "frame", "x", "y", "w", "h", "category"]
 MIN_TARGET_PX = 12.0  # smaller targets carry too little texture to learn from
 
 
@@ -52,28 +55,50 @@ def read_gt(path: Path) -> dict[int, Box]:
     return {int(r.frame): Box(r.x, r.y, r.w, r.h) for r in gt.itertuples()}
 
 
-def _sot_items(path: Path, gt: dict[int, Box], step: int) -> Iterator[tuple[int, np.ndarray, Box]]:
+def category_of(object_class: str) -> str:
+    """The category an object class names: "person (pedestrian)" and "person" are both "person",
+    "horse+rider" is "horse"."""
+    return object_class.split("(")[0].split("+")[0].strip().lower()
+
+
+def _video_categories(folder: Path) -> dict[str, str]:
+    """Video name -> category, from the folder's sources.csv where it has one."""
+    path = folder / SOURCES_FILE
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path)
+    if not {"name", "object_class"} <= set(table.columns):
+        return {}
+    named = table.dropna(subset=["object_class"])
+    return {str(r.name): category_of(str(r.object_class)) for r in named.itertuples()}
+
+
+Item = tuple[int, np.ndarray, Box, str]
+"""A training target: its frame (or its photo's number), the image, its box, its category."""
+
+
+def _sot_items(path: Path, gt: dict[int, Box], step: int, category: str) -> Iterator[Item]:
     from ..media.video import read_video
 
     with read_video(path) as video:
         for frame in video:
             box = gt.get(frame.index)
             if box is not None and frame.index % step == 0 and min(box.w, box.h) >= MIN_TARGET_PX:
-                yield frame.index, frame.image, box
+                yield frame.index, frame.image, box, category
 
 
-def _det_items(folder: Path) -> Iterator[tuple[int, np.ndarray, Box]]:
+def _det_items(folder: Path) -> Iterator[Item]:
     table = pd.read_csv(folder / "boxes.csv")
-    item = 0
-    for name, rows in table.groupby("image", sort=True):
+    has_category = "category" in table.columns
+    for photo, (name, rows) in enumerate(table.groupby("image", sort=True)):
         image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
         if image is None:
             continue
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         for r in rows.itertuples():
             if min(r.w, r.h) >= MIN_TARGET_PX:
-                yield item, image, Box(r.x, r.y, r.w, r.h)
-                item += 1
+                category = category_of(str(r.category)) if has_category and isinstance(r.category, str) else ""
+                yield photo, image, Box(r.x, r.y, r.w, r.h), category
 
 
 def prepare_crop_cache(
@@ -89,12 +114,13 @@ def prepare_crop_cache(
         raise IBFPError(f"{data_dir} has none of {', '.join(SOT_FOLDERS)}, det/")
     out_dir.mkdir(parents=True, exist_ok=True)
     val = val_sequences()
-    jobs: list[tuple[str, str, Iterator]] = []
+    jobs: list[tuple[str, str, Iterator[Item]]] = []
+    categories = {name: c for folder in sot_dirs for name, c in _video_categories(folder).items()}
     for video in sorted(v for folder in sot_dirs for v in folder.glob("*.mp4")):
         name = video.name[: -len(".mp4")]
         if name not in val:
             gt = read_gt(video.with_name(f"{name}.gt.csv"))
-            jobs.append((name, "sot", _sot_items(video, gt, cfg.frame_step)))
+            jobs.append((name, "sot", _sot_items(video, gt, cfg.frame_step, categories.get(name, ""))))
     for folder in sorted(p for p in det.iterdir() if (p / "boxes.csv").is_file()) if det.is_dir() else []:
         jobs.append((f"det_{folder.name}", "det", _det_items(folder)))
     if not jobs:
@@ -109,16 +135,16 @@ def prepare_crop_cache(
         if progress:
             progress(name)
         with VideoWriter(out_dir / f"{name}.mp4", cfg.crop_size, cfg.crop_size, cfg.fps, crf=cfg.crf) as writer:
-            for item, (frame, image, box) in enumerate(items):
+            for item, (frame, image, box, category) in enumerate(items):
                 window = context_window(box, cfg.context, cfg.crop_size)
                 writer.write(window.crop(image))
                 b = window.to_crop(box)
-                rows.append((name, kind, item, frame, b.x, b.y, b.w, b.h))
+                rows.append((name, kind, item, frame, b.x, b.y, b.w, b.h, category))
     if not rows:
         raise IBFPError(
             f"no target of {len(jobs)} training sources is at least {MIN_TARGET_PX:g} px on its shorter side"
         )
-    index = pd.DataFrame(rows, columns=["source", "kind", "item", "frame", "x", "y", "w", "h"])
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     index.to_csv(out_dir / INDEX_FILE, index=False)
     (out_dir / META_FILE).write_text(json.dumps({"crop_size": cfg.crop_size, "context": cfg.context}))
     return index
@@ -150,6 +176,7 @@ def load_crop_cache(cache_dir: Path) -> list[Source]:
                 np.stack(frames),
                 rows[["x", "y", "w", "h"]].to_numpy(np.float32),
                 rows.frame.to_numpy(),
+                rows.category.fillna("").astype(str).to_numpy() if "category" in rows else np.array([], dtype=str),
             )
         )
     return sources
