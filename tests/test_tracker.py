@@ -136,3 +136,30 @@ def test_first_frame_bias_takes_a_wide_objects_squashed_aspect_out() -> None:
     plain.init(frames[0], Box(*truth[0]))
     # measure() is the network's own box: the bias is not taken out there
     assert measured.measure(frames[5], Box(*truth[5])).box == plain.measure(frames[5], Box(*truth[5])).box
+
+
+def test_online_fit_runs_on_one_torch_thread_and_the_callers_count_comes_back(monkeypatch) -> None:
+    """The tracker's own small torch work (here the online filter's fit) runs on one thread;
+    the thread count the caller set holds again after init and update."""
+    import ibfp_cli.tracking.tracker as tracker_module
+
+    seen: list[int] = []
+    fit = tracker_module.fit_filter
+
+    def recording_fit(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(torch.get_num_threads())
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(tracker_module, "fit_filter", recording_fit)
+    images, boxes = render_synthetic(replace(SPEC, frames=2))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tracker = IBFPTracker(device="cpu", backend="torch")
+        tracker.init(images[0], Box(*boxes[0]))
+        assert torch.get_num_threads() == 2
+        tracker.update(images[1])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]

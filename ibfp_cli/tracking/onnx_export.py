@@ -25,6 +25,7 @@ from ..errors import IBFPError
 from ..media.atomic import atomic_output
 from ..model.backbone import Features
 from ..model.ibfp import IBFP, Template
+from .threads import one_torch_thread
 
 CACHE_ENV = "IBFP_CACHE_DIR"
 """Environment variable naming the folder for exported graphs (default: the user cache folder)."""
@@ -97,7 +98,8 @@ def exported_graphs(model: IBFP) -> dict[str, bytes]:
     files = graph_files(model)
     if all(path.is_file() for path in files.values()):
         return {name: path.read_bytes() for name, path in files.items()}
-    graphs = export_graphs(model)
+    with one_torch_thread():
+        graphs = export_graphs(model)
     try:
         files["head"].parent.mkdir(parents=True, exist_ok=True)
         for name, path in files.items():

@@ -26,6 +26,7 @@ from ..model.xcorr import trim_kernel
 from .backends import Backend, network, pick_backend
 from .contract import TrackerOutput
 from .crop import CropWindow, context_window
+from .threads import one_torch_thread
 from .weights import load_model, resolve_weights
 
 CPU_THREADS_MAX = 4  # beyond this, per-frame work is too small for more threads to help
@@ -49,7 +50,8 @@ def pick_device(device: str = "auto") -> torch.device:
 def _shared_model(path: Path, device: str) -> tuple[IBFP, dict]:
     """One loaded network per weights file and device, shared by every object's tracker
     (inference only, so sharing is safe)."""
-    return load_model(path, device)
+    with one_torch_thread():
+        return load_model(path, device)
 
 
 class StageTimes:
@@ -163,7 +165,7 @@ class IBFPTracker:
         crop_box = window.to_crop(box)
         z = self.network.features(window.crop(frame)[None])
         boxes = torch.tensor([crop_box.xywh()], device=self.device)
-        with self._autocast():
+        with self._autocast(), self._small_work():
             t = self.model.template(z, boxes)
         # T8 meets the search feature only through "same" correlation, so its zero border can go
         # (same output, less work). T16 and T32 first pass through CSCS, whose biased 1x1
@@ -179,14 +181,19 @@ class IBFPTracker:
             size, aspect = self._first_frame_bias(x, [Box(*b) for b in crop_boxes])
             self.bias = (cfg.first_frame_bias * size, cfg.first_frame_bias * aspect)
         if cfg.use_online:
-            with self._autocast():
-                feats = self.model.online(x[1]).float()
-            labels = self._online_labels(
-                torch.tensor(crop_boxes, device=self.device, dtype=torch.float32), feats.shape[-1]
-            )
-            for f, y in zip(feats, labels):
-                self.memory.add(f, y, permanent=True)
-            self._fit(cfg.online_init_steps)
+            with self._small_work():
+                with self._autocast():
+                    feats = self.model.online(x[1]).float()
+                labels = self._online_labels(
+                    torch.tensor(crop_boxes, device=self.device, dtype=torch.float32), feats.shape[-1]
+                )
+                for f, y in zip(feats, labels):
+                    self.memory.add(f, y, permanent=True)
+                self._fit(cfg.online_init_steps)
+
+    def _small_work(self) -> contextlib.AbstractContextManager:
+        """On the CPU, the tracker's own torch work (not the network's) runs on one thread."""
+        return one_torch_thread() if self.device.type == "cpu" else contextlib.nullcontext()
 
     def _first_frame_bias(self, x: tuple[torch.Tensor, ...], truths: list[Box]) -> tuple[float, float]:
         """(log size, log aspect) of the head's boxes over the true ones on the first frame's
@@ -196,7 +203,8 @@ class IBFPTracker:
         for n, truth in enumerate(truths):
             own = pred.select(n)
             ltrb = own.ltrb[0].float()
-            idx = torch.argmax(own.centre[0, 0].float() * self._size_penalty(ltrb, truth))
+            with self._small_work():
+                idx = torch.argmax(own.centre[0, 0].float() * self._size_penalty(ltrb, truth))
             l, t, r, b = ltrb.flatten(1)[:, idx].tolist()
             w, h = max(l + r, 1e-3), max(t + b, 1e-3)
             size.append(0.5 * np.log(w * h / (truth.w * truth.h)))
@@ -268,14 +276,16 @@ class IBFPTracker:
         with lead.times("fusion+head"):
             pred = lead.network.predict(Template.stack([t.template for t in group]), x)
         outputs = []
-        for n, (tracker, window) in enumerate(zip(group, windows)):
-            own = pred.select(n)
-            with tracker.times("post"):
-                out = tracker._locate(own, window)
-            if tracker.config.use_online and not out.lost:
-                with tracker.times("online"):
-                    tracker._online_step(own.online_feature[0].float(), own.online[0, 0].float(), window, out.score)
-            outputs.append(out)
+        with lead._small_work():
+            for n, (tracker, window) in enumerate(zip(group, windows)):
+                own = pred.select(n)
+                with tracker.times("post"):
+                    out = tracker._locate(own, window)
+                if tracker.config.use_online and not out.lost:
+                    with tracker.times("online"):
+                        feature, response = own.online_feature[0].float(), own.online[0, 0].float()
+                        tracker._online_step(feature, response, window, out.score)
+                outputs.append(out)
         return outputs
 
     def _search_window(self) -> CropWindow:
