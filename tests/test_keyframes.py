@@ -10,6 +10,7 @@ import pytest
 
 from ibfp_cli.annotate.keyframes import (
     Keyframe,
+    RetrackConfig,
     Span,
     combined_keyframes,
     keyframes_of,
@@ -19,13 +20,14 @@ from ibfp_cli.annotate.keyframes import (
 )
 from ibfp_cli.annotate.pipeline import Seed, track_video
 from ibfp_cli.annotations import Annotations, BoxRecord, VideoMeta
-from ibfp_cli.boxes import Box, ious
+from ibfp_cli.boxes import Box, iou, ious
 from ibfp_cli.errors import BoxError, FormatError, IBFPError, TrackerUnavailable
 from ibfp_cli.formats import read_annotations, write_annotations
 from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
 from ibfp_cli.media.video import probe
 from ibfp_cli.tracking import registry
 from ibfp_cli.tracking.contract import TrackerOutput
+from ibfp_cli.tracking.weights import shipped_weights
 
 SPEC = SyntheticSpec(width=160, height=120, frames=60, object_size=(32, 24), speed=2.0, seed=11)
 FRAMES = SPEC.frames
@@ -36,6 +38,8 @@ MIN_MEAN_IOU = 0.5
 KF0 = Keyframe(0, 1, Box(10, 50, 20, 16))
 KF30 = Keyframe(30, 1, Box(40, 40, 20, 16))
 KF45 = Keyframe(45, 1, Box(60, 30, 20, 16))
+WHOLE = RetrackConfig(rejoin_frames=0)
+"""Every pass runs its whole stretch (no stop where it rejoins the previous run)."""
 
 
 @pytest.fixture(scope="module")
@@ -243,10 +247,34 @@ def test_an_added_keyframe_retracks_only_the_stretches_it_splits(video, drift, f
 )
 def test_only_stretches_next_to_changed_keyframes_are_retracked(video, drift, first_run, keyframes, retracked) -> None:
     path, _ = video
-    again = retrack(path, keyframes, tracker="drift", existing=first_run)
+    again = retrack(path, keyframes, tracker="drift", existing=first_run, config=WHOLE)
     assert again.retracked == retracked
     scratch = retrack(path, keyframes, tracker="drift")
     assert again.annotations.records == scratch.annotations.records
+
+
+def test_passes_stop_where_they_rejoin_the_previous_run(video, drift, first_run) -> None:
+    """Keyframe 30 moved by 1 px (IoU 0.9 with the old box): the pass forward from the
+    unchanged keyframe 0 agrees with the previous run at once, the passes from 30 within 1 px
+    of it; each stops after `rejoin_frames` agreeing frames and the previous boxes stand."""
+    path, _ = video
+    inits, _ = drift
+    moved = Keyframe(30, 1, Box(41, 40, 20, 16))
+    again = retrack(path, [KF0, moved], tracker="drift", existing=first_run)
+    n = RetrackConfig().rejoin_frames
+    assert again.retracked == (Span(1, 1, n), Span(1, 30 - n, 29), Span(1, 31, 30 + n))
+    assert sorted(inits, key=lambda b: b.x) == [KF0.box, moved.box, moved.box]
+    whole = retrack(path, [KF0, moved], tracker="drift", existing=first_run, config=WHOLE)
+    reached = {f for s in again.retracked for f in range(s.first, s.last + 1)} | {0, 30}
+    for new, full, old in zip(again.annotations.records, whole.annotations.records, first_run.records, strict=True):
+        assert new == (full if new.frame in reached else old), new.frame
+
+
+def test_a_pass_runs_on_over_a_keyframe_the_previous_run_had(video, drift, first_run) -> None:
+    path, _ = video
+    again = retrack(path, [KF0], tracker="drift", existing=first_run)  # keyframe 30 deleted
+    assert again.retracked == (Span(1, 1, FRAMES - 1),)
+    assert not any(r.keyframe for r in again.annotations.records[1:])
 
 
 def test_a_forward_only_run_gets_its_frames_before_the_seed_tracked(video, drift) -> None:
@@ -270,11 +298,11 @@ def test_objects_without_keyframes_are_copied_from_existing(video, drift) -> Non
     correction = Keyframe(20, 1, Box(50, 50, 20, 16))
     keyframes = combined_keyframes(existing, [correction])
     assert keyframes == [Keyframe(0, 1, KF0.box, "car"), correction, Keyframe(0, 2, Box(90, 60, 20, 20), "dog")]
-    result = retrack(path, [correction], tracker="drift", existing=existing)
+    result = retrack(path, [correction], tracker="drift", existing=existing, config=WHOLE)
     assert result.annotations.track(2) == existing.track(2)
     assert result.annotations.labels() == {1: "car", 2: "dog"}
     assert [r.frame for r in result.annotations.track(1) if r.keyframe] == [20]
-    merged = retrack(path, keyframes, tracker="drift", existing=existing)
+    merged = retrack(path, keyframes, tracker="drift", existing=existing, config=WHOLE)
     assert merged.retracked == (Span(1, 1, 19), Span(1, 21, FRAMES - 1))
     assert merged.annotations.track(2) == existing.track(2)
 
@@ -420,3 +448,28 @@ def test_mot_keyframes_are_every_row_made_zero_based(tmp_path) -> None:
 def test_bad_keyframe_files_raise_format_errors(tmp_path, name, text, message) -> None:
     with pytest.raises(FormatError, match=message):
         load_keyframes(_write(tmp_path, name, text))
+
+
+@pytest.mark.skipif(not shipped_weights(), reason="no weights shipped yet")
+def test_a_local_correction_retracks_a_few_frames_and_matches_a_whole_retrack_there(tmp_path) -> None:
+    """IBFP on a generated clip: a box nudged 2 px on frame 30 re-tracks a few frames around it
+    (the passes rejoin the first run), not the 58 a whole retrack goes over; on the frames it
+    tracked its boxes are the whole retrack's, elsewhere the first run's stand."""
+    spec = SyntheticSpec(width=320, height=240, frames=60, object_size=(48, 36), seed=3)
+    path = tmp_path / "clip.mp4"
+    truth = write_synthetic_video(path, spec)
+    first = track_video(path, [Seed(Box(*truth[0]))], device="cpu")
+    tracked = first.track(1)[30].box
+    keyframes = combined_keyframes(first, [Keyframe(30, 1, Box(tracked.x + 2, tracked.y, tracked.w, tracked.h))])
+    local = retrack(path, keyframes, existing=first, device="cpu")
+    whole = retrack(path, keyframes, existing=first, device="cpu", config=WHOLE)
+    reached = {f for s in local.retracked for f in range(s.first, s.last + 1)}
+    assert sum(s.last - s.first + 1 for s in whole.retracked) == spec.frames - 2
+    assert len(reached) <= 3 * RetrackConfig().rejoin_frames < spec.frames // 3
+    for new, full, old in zip(local.annotations.records, whole.annotations.records, first.records, strict=True):
+        if new.frame in reached:
+            assert new == full, new.frame
+        elif new.frame != 30:
+            assert new == old, new.frame
+    pairs = zip(local.annotations.records, whole.annotations.records)
+    assert np.mean([iou(a.box, b.box) for a, b in pairs]) >= RetrackConfig().rejoin_iou

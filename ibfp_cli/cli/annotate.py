@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..annotate.convert import convert_annotations
-from ..annotate.keyframes import keyframes_to_retrack, retrack_to_file
+from ..annotate.keyframes import RetrackConfig, keyframes_to_retrack, retrack_to_file
 from ..annotate.review import DEFAULT_THRESHOLD, MAX_TILES, TILE_CONTEXT, contact_sheet, low_confidence_segments
 from ..formats import read_annotations
 from ..media.render import render_video
@@ -32,6 +32,9 @@ from .common import (
     reported_errors,
     stage_progress,
 )
+
+REJOIN = RetrackConfig()
+"""Where a pass stops with --existing, as --help states it."""
 
 
 def convert(
@@ -121,7 +124,9 @@ def retrack(
         typer.Option(
             help="A previous run's output. Its keyframes are kept (one in --keyframes on the "
             "same object and frame replaces it); only frames next to new, moved or removed "
-            "keyframes are tracked again, the rest is copied.",
+            "keyframes are tracked again, the rest is copied. A pass from a keyframe stops "
+            f"once its boxes rejoin this run's (IoU {REJOIN.rejoin_iou:g} on {REJOIN.rejoin_frames} frames in a "
+            "row); this run's boxes stand beyond.",
             show_default=False,
             dir_okay=False,
         ),

@@ -7,7 +7,8 @@ unless it is marked absent there. An absence is marked from a frame up to the ob
 keyframe (as CVAT's "outside"); opening a file marks every frame where an object has no box
 absent, so a gap stays a gap until a box is drawn there. Retrack runs `ibfp retrack` from
 all keyframes with the tracked boxes as its previous run, so only the stretches next to a
-changed keyframe are tracked again; absent frames stay empty whatever it finds.
+changed keyframe are tracked again, each pass only until it rejoins the tracked boxes; absent
+frames stay empty whatever it finds.
 """
 
 from __future__ import annotations
