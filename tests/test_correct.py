@@ -225,6 +225,19 @@ def test_draw_move_delete_absent_and_undo(client: TestClient, clip) -> None:
     assert client.post("/api/undo").status_code == 409
 
 
+def test_delete_an_object_and_undo_brings_back_its_boxes(client: TestClient) -> None:
+    start = client.get("/api/state").json()
+    deleted = client.delete("/api/objects/2").json()
+    assert [o["id"] for o in deleted["objects"]] == [1] and deleted["unsaved"]
+    assert not deleted["stale"]  # object 1's boxes still come from its keyframes: no Retrack needed
+    assert client.delete("/api/objects/2").status_code == 404
+    restored = client.post("/api/undo").json()
+    assert restored["objects"] == start["objects"] and not restored["stale"]
+    client.delete("/api/objects/2")
+    written = client.post("/api/save").json()["written"]
+    assert read_annotations(written[0]).ids() == [1]
+
+
 def test_absent_from_a_keyframe_up_to_the_next(client: TestClient, clip) -> None:
     client.post("/api/keyframes", json={"frame": 30, "box": true_box(clip, 2, 30), "id": 2})
     state = client.post("/api/absent", json={"id": 2, "frame": 10}).json()

@@ -134,6 +134,11 @@ def create_app(session: Session, token: str) -> FastAPI:
         session.delete_keyframe(track_id, frame)
         return JSONResponse(session.view())
 
+    @app.delete("/api/objects/{track_id}")
+    def delete_object(track_id: int) -> JSONResponse:
+        session.delete_object(track_id)
+        return JSONResponse(session.view())
+
     @app.post("/api/absent")
     def set_absent(request: AbsentRequest) -> JSONResponse:
         session.set_absent(request.id, request.frame, request.absent)

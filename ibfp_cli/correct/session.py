@@ -85,12 +85,16 @@ class SaveTargets:
 
 @dataclass(frozen=True, slots=True)
 class _Undo:
-    """One object as it was before an edit; label None: the edit created it."""
+    """One object as it was before an edit; label None: the edit created it. `tracked` and
+    `tracked_from` (its tracked boxes, and the keyframes they came from) only where the edit
+    deleted the object."""
 
     id: int
     label: str | None
     keyframes: dict[int, Box]
     absent: frozenset[int]
+    tracked: dict[int, BoxRecord] | None = None
+    tracked_from: dict[tuple[int, int], Box] | None = None
 
 
 def save_targets(
@@ -236,6 +240,27 @@ class Session:
             self._drop_if_empty(track_id)
             self.version += 1
 
+    def delete_object(self, track_id: int) -> None:
+        """Remove the object: its keyframes, tracked boxes and absences (undo brings all back)."""
+        with self._lock:
+            self._check_idle()
+            self._check_object(track_id)
+            came_from = {key: box for key, box in self._tracked_from.items() if key[0] == track_id}
+            self._undo.append(
+                _Undo(
+                    track_id,
+                    self._labels[track_id],
+                    dict(self._keys[track_id]),
+                    frozenset(self._absent[track_id]),
+                    dict(self._tracked.get(track_id, {})),
+                    came_from,
+                )
+            )
+            for table in (self._labels, self._keys, self._absent, self._tracked):
+                table.pop(track_id, None)
+            self._tracked_from = {key: box for key, box in self._tracked_from.items() if key[0] != track_id}
+            self.version += 1
+
     def set_absent(self, track_id: int, frame: int, absent: bool = True) -> None:
         """absent: the object is out of view from `frame` up to its next keyframe (its keyframe
         on `frame` itself is removed); not absent: it is back from `frame` to the end of that
@@ -263,7 +288,7 @@ class Session:
 
     def undo(self) -> int:
         """Undo the last edit; returns the id of the object it changed. Tracked boxes are not
-        restored: they follow the keyframes at the next Retrack."""
+        restored (they follow the keyframes at the next Retrack), except a deleted object's."""
         with self._lock:
             self._check_idle()
             if not self._undo:
@@ -276,6 +301,10 @@ class Session:
                 self._labels[state.id] = state.label
                 self._keys[state.id] = dict(state.keyframes)
                 self._absent[state.id] = set(state.absent)
+                if state.tracked is not None:
+                    self._tracked[state.id] = dict(state.tracked)
+                if state.tracked_from is not None:
+                    self._tracked_from = {**self._tracked_from, **state.tracked_from}
             self.version += 1
             return state.id
 

@@ -609,6 +609,12 @@ function deleteKeyframe() {
   );
 }
 
+function deleteObject() {
+  if (!needSelection("delete it")) return;
+  const id = S.selected;
+  act("DELETE", `api/objects/${id}`, undefined, () => say(`deleted object ${id} (Ctrl+Z brings it back)`, "done"));
+}
+
 function undo() {
   act("POST", "api/undo", undefined, () => say("undone", "done"));
 }
@@ -673,6 +679,7 @@ function onKey(event) {
   else if (control && key.toLowerCase() === "s") save();
   else if (control) handled = false;
   else if (key === "a" || key === "A") toggleAbsent();
+  else if ((key === "Delete" || key === "Backspace") && event.shiftKey) deleteObject();
   else if (key === "Delete" || key === "Backspace") deleteKeyframe();
   else if (key === "n" || key === "N") newObject();
   else if (key === "r" || key === "R") runJob("retrack");
