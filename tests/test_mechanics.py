@@ -74,6 +74,7 @@ def _train(tmp_path, steps: int, batch: int) -> tuple[IBFP, list[float]]:
     return model, losses
 
 
+@pytest.mark.slow  # the suite's longest unmarked test: 273 s under load average 13-20 on 2 cores
 def test_twenty_steps_lower_the_loss(tmp_path):
     _, losses = _train(tmp_path, steps=40, batch=8)
     assert np.mean(losses[-2:]) < losses[0]
