@@ -22,8 +22,9 @@ from ..errors import IBFPError
 from ..model.backbone import Features
 from ..model.ibfp import IBFP, Prediction, Template
 
-Backend = Literal["auto", "torch", "onnx"]
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
+ONNX_BACKENDS = ("onnx", "onnx-int8")  # fp32 graphs; int8 graphs (tracking.quantize)
 ONNX_HINT = "pip install onnxruntime onnx"
 
 
@@ -33,15 +34,16 @@ def onnx_available() -> bool:
 
 
 def pick_backend(backend: str, device: torch.device) -> str:
-    """'auto' is ONNX Runtime on the CPU where it is installed, else torch (always on CUDA)."""
+    """'auto' is ONNX Runtime's int8 graphs on the CPU where it is installed, else torch (always
+    on CUDA)."""
     if backend not in BACKENDS:
         raise IBFPError(f"unknown backend {backend!r}; use {', '.join(BACKENDS)}")
     if backend == "auto":
-        return "onnx" if device.type == "cpu" and onnx_available() else "torch"
-    if backend == "onnx" and device.type != "cpu":
-        raise IBFPError("the onnx backend runs on the CPU; use --device cpu, or --backend torch for CUDA")
-    if backend == "onnx" and not onnx_available():
-        raise IBFPError(f"the onnx backend needs ONNX Runtime: {ONNX_HINT}")
+        return "onnx-int8" if device.type == "cpu" and onnx_available() else "torch"
+    if backend in ONNX_BACKENDS and device.type != "cpu":
+        raise IBFPError(f"the {backend} backend runs on the CPU; use --device cpu, or --backend torch for CUDA")
+    if backend in ONNX_BACKENDS and not onnx_available():
+        raise IBFPError(f"the {backend} backend needs ONNX Runtime: {ONNX_HINT}")
     return backend
 
 
@@ -85,18 +87,19 @@ class TorchNetwork:
 
 
 class OnnxNetwork:
-    """The network's two exported graphs (see onnx_export) in ONNX Runtime sessions."""
+    """The network's two exported graphs (see onnx_export), fp32 or `int8` (see quantize), in
+    ONNX Runtime sessions."""
 
-    name = "onnx"
-
-    def __init__(self, model: IBFP, threads: int) -> None:
+    def __init__(self, model: IBFP, threads: int, int8: bool = False) -> None:
         import onnxruntime as ort
 
         from .onnx_export import exported_graphs
+        from .quantize import quantized_graphs
 
+        self.name = "onnx-int8" if int8 else "onnx"
         self.device = torch.device("cpu")
         self.threads = threads
-        self.graphs = exported_graphs(model)
+        self.graphs = quantized_graphs(model) if int8 else exported_graphs(model)
         options = session_options(threads)
         self.sessions = {
             name: ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
@@ -137,11 +140,14 @@ _NETWORKS: weakref.WeakKeyDictionary[IBFP, dict[tuple[str, str, int], Network]] 
 
 
 def network(model: IBFP, backend: str, device: torch.device) -> Network:
-    """The model's network on a resolved backend ('torch' or 'onnx'), one per model, backend,
-    device and thread count, so the trackers of one model share it (and batch through it)."""
+    """The model's network on a resolved backend ('torch', 'onnx' or 'onnx-int8'), one per model,
+    backend, device and thread count, so the trackers of one model share it (and batch through it)."""
     threads = torch.get_num_threads()
     key = (backend, str(device), threads)
     made = _NETWORKS.setdefault(model, {})
     if key not in made:
-        made[key] = OnnxNetwork(model, threads) if backend == "onnx" else TorchNetwork(model, device)
+        if backend in ONNX_BACKENDS:
+            made[key] = OnnxNetwork(model, threads, int8=backend == "onnx-int8")
+        else:
+            made[key] = TorchNetwork(model, device)
     return made[key]

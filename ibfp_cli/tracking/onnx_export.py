@@ -15,6 +15,7 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -91,22 +92,24 @@ def graph_files(model: IBFP) -> dict[str, Path]:
 
 
 def exported_graphs(model: IBFP) -> dict[str, bytes]:
-    """The model's graphs as ONNX bytes: read from the cache, else exported and cached.
+    """The model's graphs as ONNX bytes: read from the cache, else exported and cached."""
+    return cached_graphs(graph_files(model), lambda: export_graphs(model))
 
-    A cache folder that cannot be written only costs the export on the next run (with a warning).
-    """
-    files = graph_files(model)
+
+def cached_graphs(files: dict[str, Path], make: Callable[[], dict[str, bytes]]) -> dict[str, bytes]:
+    """Graphs read from `files`, else made and written there. A cache folder that cannot be
+    written only costs making them again on the next run (with a warning)."""
     if all(path.is_file() for path in files.values()):
         return {name: path.read_bytes() for name, path in files.items()}
     with one_torch_thread():
-        graphs = export_graphs(model)
+        graphs = make()
     try:
         files["head"].parent.mkdir(parents=True, exist_ok=True)
         for name, path in files.items():
             with atomic_output(path) as tmp:  # concurrent processes each write whole files
                 tmp.write_bytes(graphs[name])
     except (OSError, IBFPError) as e:
-        warnings.warn(f"cannot cache the ONNX graphs in {files['head'].parent}: {e}", stacklevel=2)
+        warnings.warn(f"cannot cache the ONNX graphs in {files['head'].parent}: {e}", stacklevel=3)
     return graphs
 
 
