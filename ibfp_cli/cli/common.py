@@ -36,7 +36,7 @@ EXIT_INTERRUPTED = 130
 DEFAULT_TRACKER = "ibfp"
 
 Device = Literal["auto", "cpu", "cuda"]
-BackendName = Literal["auto", "torch", "onnx"]
+BackendName = Literal["auto", "torch", "onnx", "onnx-int8"]
 
 out = Console()
 err = Console(stderr=True, highlight=False)
@@ -71,10 +71,11 @@ DeviceOption = Annotated[
 BackendOption = Annotated[
     BackendName,
     typer.Option(
-        help="How the IBFP network runs: onnx = ONNX Runtime (CPU only, the faster path there), "
-        "torch = PyTorch (CPU or CUDA; the fallback), auto = onnx on the CPU when onnxruntime is "
-        "installed, else torch. The ONNX graphs are exported from the weights at first use and cached "
-        "in $IBFP_CACHE_DIR (default ~/.cache/ibfp)."
+        help="How the IBFP network runs: onnx-int8 = ONNX Runtime with int8 graphs (CPU only, the "
+        "fastest there), onnx = ONNX Runtime in fp32 (CPU only; the same boxes as torch), torch = PyTorch "
+        "(CPU or CUDA; the fallback), auto = onnx-int8 on the CPU when onnxruntime is installed, else "
+        "torch. The ONNX graphs are exported from the weights (and the int8 ones calibrated) at first "
+        "use and cached in $IBFP_CACHE_DIR (default ~/.cache/ibfp)."
     ),
 ]
 WeightsOption = Annotated[

@@ -97,7 +97,8 @@ def correct(
         Literal["auto", "cpu", "cuda"], typer.Option(help="Where the IBFP network runs, as for `ibfp track`.")
     ] = "auto",
     backend: Annotated[
-        Literal["auto", "torch", "onnx"], typer.Option(help="How the IBFP network runs, as for `ibfp track`.")
+        Literal["auto", "torch", "onnx", "onnx-int8"],
+        typer.Option(help="How the IBFP network runs, as for `ibfp track`."),
     ] = "auto",
     weights: Annotated[
         Path | None,
