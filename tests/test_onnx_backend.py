@@ -96,8 +96,8 @@ def _assert_int8_lockstep(frames: list[np.ndarray], box: Box) -> None:
     assert score.max() <= INT8_SCORE_TOLERANCE
 
 
-def test_auto_backend_is_onnx_int8_on_the_cpu_and_torch_on_cuda() -> None:
-    assert pick_backend("auto", torch.device("cpu")) == "onnx-int8"
+def test_auto_backend_is_onnx_fp32_on_the_cpu_and_torch_on_cuda() -> None:
+    assert pick_backend("auto", torch.device("cpu")) == "onnx"
     assert pick_backend("auto", torch.device("cuda")) == "torch"
     assert pick_backend("torch", torch.device("cpu")) == "torch"
     for backend in ("onnx", "onnx-int8"):
@@ -106,10 +106,10 @@ def test_auto_backend_is_onnx_int8_on_the_cpu_and_torch_on_cuda() -> None:
     with pytest.raises(IBFPError, match="unknown backend"):
         pick_backend("tensorrt", torch.device("cpu"))
     tracker = IBFPTracker(device="cpu")
-    assert tracker.backend == "onnx-int8" and isinstance(tracker.network, OnnxNetwork)
-    assert tracker.network.name == "onnx-int8"
-    fp32 = IBFPTracker(device="cpu", backend="onnx").network  # the opt-out
-    assert isinstance(fp32, OnnxNetwork) and fp32.name == "onnx" and fp32 is not tracker.network
+    assert tracker.backend == "onnx" and isinstance(tracker.network, OnnxNetwork)
+    assert tracker.network.name == "onnx"
+    int8 = IBFPTracker(device="cpu", backend="onnx-int8").network  # asked for by name
+    assert isinstance(int8, OnnxNetwork) and int8.name == "onnx-int8" and int8 is not tracker.network
     assert isinstance(IBFPTracker(device="cpu", backend="torch").network, TorchNetwork)
 
 

@@ -71,11 +71,11 @@ DeviceOption = Annotated[
 BackendOption = Annotated[
     BackendName,
     typer.Option(
-        help="How the IBFP network runs: onnx-int8 = ONNX Runtime with int8 graphs (CPU only, the "
-        "fastest there), onnx = ONNX Runtime in fp32 (CPU only; the same boxes as torch), torch = PyTorch "
-        "(CPU or CUDA; the fallback), auto = onnx-int8 on the CPU when onnxruntime is installed, else "
-        "torch. The ONNX graphs are exported from the weights (and the int8 ones calibrated) at first "
-        "use and cached in $IBFP_CACHE_DIR (default ~/.cache/ibfp)."
+        help="How the IBFP network runs: onnx = ONNX Runtime in fp32 (CPU only; the same boxes as torch), "
+        "onnx-int8 = ONNX Runtime with int8 graphs (CPU only; faster graphs, slightly different boxes), "
+        "torch = PyTorch (CPU or CUDA; the fallback), auto = onnx on the CPU when onnxruntime is "
+        "installed, else torch. The ONNX graphs are exported from the weights (and the int8 ones "
+        "calibrated) at first use and cached in $IBFP_CACHE_DIR (default ~/.cache/ibfp)."
     ),
 ]
 WeightsOption = Annotated[
