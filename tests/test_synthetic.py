@@ -6,12 +6,19 @@ import dataclasses
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import SMALL_SPEC
 
 from ibfp_cli.errors import IBFPError
-from ibfp_cli.media.synthetic import OCCLUDER_RGB, SyntheticSpec, render_synthetic, synthetic_sequence
+from ibfp_cli.media.synthetic import (
+    OCCLUDER_RGB,
+    SyntheticSpec,
+    render_synthetic,
+    synthetic_objects,
+    synthetic_sequence,
+)
 
 CLEAN = SyntheticSpec(width=160, height=120, frames=40, object_size=(32, 24), noise=0.0, seed=3)
 
@@ -157,3 +164,18 @@ def test_a_vga_clip_is_generated_in_well_under_a_few_seconds() -> None:
     frames, _ = synthetic_sequence(SyntheticSpec(distractors=2, occlusion=(100, 130)))
     assert sum(1 for _ in frames) == 300
     assert time.perf_counter() - began < 5.0
+
+
+def test_lookalikes_wear_the_targets_pattern_a_few_hues_off_on_their_own_paths() -> None:
+    spec = dataclasses.replace(CLEAN, width=320, height=240, distractors=2, frames=3, seed=5)
+    _, plain = synthetic_objects(spec)
+    frames, alike = synthetic_objects(dataclasses.replace(spec, lookalike=True))
+    assert alike.shape == (3, 3, 4)
+    assert np.array_equal(plain, alike)  # the same paths and sizes, only the pattern changes
+    assert np.array_equal(alike[0], synthetic_sequence(spec)[1])  # the target comes first
+    frame = cv2.cvtColor(next(frames), cv2.COLOR_RGB2HSV).astype(int)
+    target, other = (alike[k, 0].astype(int) for k in (0, 1))
+    assert target[2:].tolist() == other[2:].tolist()  # one size on every frame
+    patch = [frame[y : y + h, x : x + w] for x, y, w, h in (target, other)]
+    assert np.abs(patch[0][..., 2] - patch[1][..., 2]).mean() < 8  # the same brightness pattern
+    assert np.abs(patch[0][..., 0] - patch[1][..., 0]).mean() > 2  # in other hues

@@ -42,9 +42,12 @@ OCCLUDER_MARGIN = 0.25
 """The occluder bar overhangs the target by this fraction of its width on each side."""
 NOISE_BANK_FRAMES = 2
 """Per-frame noise is a random window into a bank this many frames long, drawn once."""
+LOOKALIKE_HUE_SHIFT = (4, 12)
+"""A look-alike wears the target's texture with every hue turned by this many OpenCV hue units
+(of 180) either way: the same pattern, a shade off, as two people in similar clothes."""
 
 # Independent random streams, so that changing one option keeps the rest of the clip.
-_BACKGROUND, _TARGET, _NOISE, _DISTRACTORS = range(4)
+_BACKGROUND, _TARGET, _NOISE, _DISTRACTORS, _LOOKALIKE = range(5)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class SyntheticSpec:
     """Standard deviation of the Gaussian pixel noise added to every frame."""
     distractors: int = 0
     """Look-alike objects (same texture family, another pattern) moving on their own paths."""
+    lookalike: bool = False
+    """Distractors wear the target's own pattern, a shade off in hue (LOOKALIKE_HUE_SHIFT)."""
     occlusion: tuple[int, int] | None = None
     """Frames [a, b) on which a bar hides the target (its box stays the true position)."""
     seed: int = 0
@@ -98,11 +103,24 @@ class _Sprite:
 
 def synthetic_sequence(spec: SyntheticSpec) -> tuple[Iterator[np.ndarray], np.ndarray]:
     """The clip's RGB uint8 frames (generated lazily) and the target's (frames, 4) xywh boxes."""
+    frames, boxes = synthetic_objects(spec)
+    return frames, boxes[0]
+
+
+def synthetic_objects(spec: SyntheticSpec) -> tuple[Iterator[np.ndarray], np.ndarray]:
+    """The clip's RGB uint8 frames (generated lazily) and every object's boxes, (objects,
+    frames, 4) xywh: the target first, then the distractors. The target is drawn over the
+    distractors, each distractor over the ones before it; a hidden object's box stays where it is."""
     background = _background(_rng(spec, _BACKGROUND), spec.width, spec.height)
     target = _sprite(_rng(spec, _TARGET), spec)
     distractors = [_sprite(_rng(spec, _DISTRACTORS, k), spec) for k in range(spec.distractors)]
+    if spec.lookalike:
+        distractors = [
+            _lookalike(_rng(spec, _DISTRACTORS, k, _LOOKALIKE), target, d) for k, d in enumerate(distractors)
+        ]
     frames = _frames(spec, background, [*distractors, target], target.boxes)
-    return frames, target.boxes.astype(np.float64)
+    boxes = np.stack([s.boxes for s in (target, *distractors)]).astype(np.float64)
+    return frames, boxes
 
 
 def render_synthetic(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -204,6 +222,14 @@ def _sprite(rng: np.random.Generator, spec: SyntheticSpec) -> _Sprite:
     xs = np.clip(np.rint(cx - ws / 2), 0, spec.width - ws).astype(np.int64)
     ys = np.clip(np.rint(cy - hs / 2), 0, spec.height - hs).astype(np.int64)
     return _Sprite(texture, np.stack([xs, ys, ws, hs], axis=1))
+
+
+def _lookalike(rng: np.random.Generator, target: _Sprite, own: _Sprite) -> _Sprite:
+    """`own`'s path and sizes in `target`'s texture, every hue turned by LOOKALIKE_HUE_SHIFT."""
+    shift = int(rng.integers(*LOOKALIKE_HUE_SHIFT)) * int(rng.choice([-1, 1]))
+    hsv = cv2.cvtColor(target.texture, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int64) + shift) % 180).astype(np.uint8)  # 8-bit hue is 0..179
+    return _Sprite(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), own.boxes)
 
 
 def _path(rng: np.random.Generator, spec: SyntheticSpec, max_w: float, max_h: float) -> tuple[np.ndarray, np.ndarray]:
