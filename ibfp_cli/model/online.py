@@ -71,11 +71,12 @@ def fit_filter(
     """Gauss-Newton steepest descent on the hinge least squares of one filter (no autograd).
 
     f: (1, D, k, k) filter; X: (N, D, H, W) memory features; Y: (N, 1, H, W) labels;
-    weights: (N,) sample weights summing to 1. Minimises
-    sum_i w_i ||hinge(f * X_i, Y_i)||^2 + regularization ||f||^2 with an exact step length.
+    weights: (N,) sample weights summing to 1, or (N, 1, H, W) weights per sample and cell.
+    Minimises sum_i ||sqrt(w_i) hinge(f * X_i, Y_i)||^2 + regularization ||f||^2 with an exact
+    step length.
     """
     k = f.shape[-1]
-    w = weights.view(-1, 1, 1, 1)
+    w = weights.view(-1, 1, 1, 1) if weights.dim() == 1 else weights
     for _ in range(steps):
         s = F.conv2d(X, f, padding=k // 2)  # (N, 1, H, W)
         r = hinge_residual(s, Y, tau)

@@ -26,6 +26,7 @@ from ..model.xcorr import trim_kernel
 from .backends import Backend, network, pick_backend
 from .contract import TrackerOutput
 from .crop import CropWindow, context_window
+from .neighbours import merge_losers, neighbour_mask
 from .threads import one_torch_thread
 from .weights import load_model, resolve_weights
 
@@ -81,23 +82,29 @@ class StageTimes:
 
 @dataclass
 class OnlineMemory:
-    """Bounded memory of (adapted feature, label) samples; the first frame's are kept."""
+    """Bounded memory of (adapted feature, label, cell weights) samples; the first frame's are kept."""
 
     capacity: int
     features: list[torch.Tensor] = field(default_factory=list)  # each (D, H16, W16)
     labels: list[torch.Tensor] = field(default_factory=list)  # each (1, H16, W16)
+    weights: list[torch.Tensor] = field(default_factory=list)  # each (1, H16, W16), 1 but on neighbours
     permanent: int = 0
 
-    def add(self, feature: torch.Tensor, label: torch.Tensor, permanent: bool = False) -> None:
+    def add(
+        self, feature: torch.Tensor, label: torch.Tensor, weight: torch.Tensor | None = None, permanent: bool = False
+    ) -> None:
         if len(self.features) >= self.capacity:
-            del self.features[self.permanent], self.labels[self.permanent]
+            del self.features[self.permanent], self.labels[self.permanent], self.weights[self.permanent]
         self.features.append(feature)
         self.labels.append(label)
+        self.weights.append(torch.ones_like(label) if weight is None else weight)
         self.permanent += int(permanent)
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        X, Y = torch.stack(self.features), torch.stack(self.labels)
-        return X, Y, torch.full((len(X),), 1.0 / len(X), device=X.device)
+        """X (N, D, H16, W16), Y (N, 1, H16, W16) and cell weights (N, 1, H16, W16), each sample's
+        weights 1 / N but on its neighbours' cells."""
+        X, Y, W = torch.stack(self.features), torch.stack(self.labels), torch.stack(self.weights)
+        return X, Y, W / len(X)
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,7 @@ class IBFPTracker:
         self.box = box
         self.search_growth = 1.0
         self.frames_since_update = 0
+        self.lost = False
         window = context_window(box, cfg.search_area_scale, mc.input_size)
         crop_box = window.to_crop(box)
         z = self.network.features(window.crop(frame)[None])
@@ -263,8 +271,11 @@ class IBFPTracker:
 
     @staticmethod
     def _update_group(group: list[IBFPTracker], frame: np.ndarray) -> list[TrackerOutput]:
-        """Trackers sharing one network: one batch through the backbone, fusion and head, then
-        each object's own post-processing and online step. Shared stages are timed on the first."""
+        """Trackers sharing one network (the objects of one video): one batch through the
+        backbone, fusion and head, then each object's own post-processing and online step.
+        With `use_neighbours`, each object's peak is chosen away from the other found objects'
+        last boxes, of two found boxes on one target the lower-scoring gives way, and the online
+        refits take the others' boxes as hard negatives. Shared stages are timed on the first."""
         lead = group[0]
         for tracker in group:
             tracker.times.frames += 1
@@ -275,17 +286,27 @@ class IBFPTracker:
             x = lead.network.features(crops)  # (N, c, S/s, S/s) per stride
         with lead.times("fusion+head"):
             pred = lead.network.predict(Template.stack([t.template for t in group]), x)
+        previous = [tracker.box for tracker in group]
+        found_before = [not tracker.lost for tracker in group]
         outputs = []
         with lead._small_work():
             for n, (tracker, window) in enumerate(zip(group, windows)):
-                own = pred.select(n)
                 with tracker.times("post"):
-                    out = tracker._locate(own, window)
+                    outputs.append(tracker._locate(pred.select(n), window, _others(group, n, previous, found_before)))
+            if len(group) > 1 and lead.config.use_neighbours:
+                with lead.times("post"):
+                    found = [not out.lost for out in outputs]
+                    scores = [o.score for o in outputs]
+                    for n in merge_losers([o.box for o in outputs], scores, found, lead.config.merge_iou):
+                        outputs[n] = group[n]._give_way(previous[n], outputs[n].score)
+            found = [not out.lost for out in outputs]
+            current = [out.box for out in outputs]
+            for n, (tracker, window, out) in enumerate(zip(group, windows, outputs)):
                 if tracker.config.use_online and not out.lost:
+                    own = pred.select(n)
                     with tracker.times("online"):
                         feature, response = own.online_feature[0].float(), own.online[0, 0].float()
-                        tracker._online_step(feature, response, window, out.score)
-                outputs.append(out)
+                        tracker._online_step(feature, response, window, out.score, _others(group, n, current, found))
         return outputs
 
     def _search_window(self) -> CropWindow:
@@ -293,13 +314,14 @@ class IBFPTracker:
         base = context_window(self.box, self.config.search_area_scale, self.model.config.input_size)
         return CropWindow(base.cx, base.cy, base.side * self.search_growth, base.out_size)
 
-    def _locate(self, pred: Prediction, window: CropWindow) -> TrackerOutput:
-        """Pick the peak, decode it, then smooth and clamp the box (or flag the object lost)."""
+    def _locate(self, pred: Prediction, window: CropWindow, neighbours: Sequence[Box] = ()) -> TrackerOutput:
+        """Pick the peak (away from `neighbours`, other objects' boxes in frame pixels), decode it,
+        then smooth and clamp the box (or flag the object lost)."""
         cfg = self.config
-        peak = self._peak(pred, window)
-        lost = peak.confidence < cfg.lost_threshold
-        if lost:
-            self.search_growth = min(self.search_growth * cfg.lost_search_growth, cfg.lost_search_max)
+        peak = self._peak(pred, window, neighbours=neighbours)
+        self.lost = peak.confidence < cfg.lost_threshold
+        if self.lost:
+            self._grow_search()
             return TrackerOutput(self.box, peak.confidence, True)
         self.search_growth = 1.0
         lr = peak.penalty * peak.confidence * cfg.size_lr
@@ -308,9 +330,20 @@ class IBFPTracker:
         self.box = self._clamp(Box.from_center(peak.box.cx, peak.box.cy, w, h))
         return TrackerOutput(self.box, peak.confidence, False)
 
-    def _peak(self, pred: Prediction, window: CropWindow, unbias: bool = True) -> Peak:
-        """Mix the maps, penalise size change, pick the peak and decode its box (frame pixels);
-        `unbias`: with the first frame's box bias taken out."""
+    def _grow_search(self) -> None:
+        cfg = self.config
+        self.search_growth = min(self.search_growth * cfg.lost_search_growth, cfg.lost_search_max)
+
+    def _give_way(self, previous: Box, score: float) -> TrackerOutput:
+        """Another object's box holds this target: keep the last box and count as lost."""
+        self.box, self.lost = previous, True
+        self._grow_search()
+        return TrackerOutput(previous, score, True)
+
+    def _peak(self, pred: Prediction, window: CropWindow, unbias: bool = True, neighbours: Sequence[Box] = ()) -> Peak:
+        """Mix the maps, penalise size change, damp the cells of `neighbours` (frame pixels), pick
+        the peak and decode its box (frame pixels); `unbias`: with the first frame's box bias
+        taken out."""
         cfg, mc = self.config, self.model.config
         centre = pred.centre[0, 0].float()
         score = centre
@@ -321,6 +354,9 @@ class IBFPTracker:
         penalty = self._size_penalty(ltrb, window.to_crop(self.box))
         pscore = score * penalty
         pscore = pscore * (1 - cfg.window_influence) + self.window * cfg.window_influence
+        damped = self._neighbour_cells(window, neighbours, self.size8, mc.strides[0])
+        if damped is not None:
+            pscore = torch.where(damped, pscore * (1 - cfg.neighbour_damping), pscore)
         idx = torch.argmax(pscore)
         # one device-to-host copy per frame: peak index, its score, penalty and l, t, r, b
         values = torch.stack([idx.float(), score.flatten()[idx], penalty.flatten()[idx], *ltrb.flatten(1)[:, idx]])
@@ -330,6 +366,20 @@ class IBFPTracker:
         px, py = (ix + 0.5) * stride, (iy + 0.5) * stride
         found = window.to_frame(Box.from_xyxy(px - l, py - t, px + r, py + b))
         return Peak(found, min(max(raw_score, 0.0), 1.0), peak_penalty)
+
+    def _neighbour_cells(
+        self, window: CropWindow, neighbours: Sequence[Box], size: int, stride: int
+    ) -> torch.Tensor | None:
+        """(size, size) bool map of the search crop's cells that belong to `neighbours`
+        (`neighbours.neighbour_mask`), None when none of them reaches into the crop."""
+        inside = [
+            b
+            for b in (window.to_crop(n) for n in neighbours)
+            if b.x2 > 0 and b.y2 > 0 and b.x < window.out_size and b.y < window.out_size
+        ]
+        if not inside:
+            return None
+        return neighbour_mask(window.to_crop(self.box), inside, size, stride).to(self.device)
 
     @torch.inference_mode()
     def measure(self, frame: np.ndarray, box: Box) -> Peak:
@@ -378,14 +428,26 @@ class IBFPTracker:
         return Box.from_center(cx, cy, w, h)
 
     def _online_step(
-        self, feature: torch.Tensor, response: torch.Tensor, window: CropWindow, confidence: float
+        self,
+        feature: torch.Tensor,
+        response: torch.Tensor,
+        window: CropWindow,
+        confidence: float,
+        neighbours: Sequence[Box] = (),
     ) -> None:
-        """Memorise a confident frame; refit every `online_interval` frames or on a hard negative."""
+        """Memorise a confident frame, `neighbours`' cells weighted as hard negatives; refit every
+        `online_interval` frames or on a hard negative."""
         cfg = self.config
         self.frames_since_update += 1
         if confidence >= cfg.online_min_score:
+            size = feature.shape[-1]
             crop_box = torch.tensor([window.to_crop(self.box).xywh()], device=self.device, dtype=torch.float32)
-            self.memory.add(feature, self._online_labels(crop_box, feature.shape[-1])[0])
+            label = self._online_labels(crop_box, size)[0]  # (1, H16, W16)
+            weight = None
+            negatives = self._neighbour_cells(window, neighbours, size, self.model.config.online_stride)
+            if negatives is not None:
+                weight = 1 + cfg.neighbour_negative_weight * negatives[None].float()  # (1, H16, W16)
+            self.memory.add(feature, label, weight)
         if self.frames_since_update >= cfg.online_interval or self._hard_negative(response):
             self._fit(cfg.online_update_steps)
 
@@ -399,6 +461,13 @@ class IBFPTracker:
         masked = response.clone()
         masked[max(iy - r, 0) : iy + r + 1, max(ix - r, 0) : ix + r + 1] = float("-inf")
         return float(masked.max()) >= self.config.hard_negative_ratio * peak
+
+
+def _others(group: Sequence[IBFPTracker], n: int, boxes: Sequence[Box], found: Sequence[bool]) -> list[Box]:
+    """The boxes of the found objects other than `n`, when object `n` takes its neighbours into account."""
+    if not group[n].config.use_neighbours:
+        return []
+    return [box for m, (box, ok) in enumerate(zip(boxes, found)) if m != n and ok]
 
 
 def create(
