@@ -98,15 +98,18 @@ class TrackerConfig:
     label_sigma: float = 0.25  # spec/losses: Gaussian label sigma, in target sizes over the stride
     use_online: bool = True  # paper: the online branch is part of IBFP
     # issue 28: objects tracked in one video know each other (DaSiamRPN's distractors, KeepTrack's
-    # candidate association); off, each object is tracked as if alone (as before 0.4)
+    # candidate association); off, each object is tracked as if alone (as before issue 28)
     use_neighbours: bool = True
     # issue 28: share of the search score taken away inside another found object's box before the
-    # peak is chosen (cells nearer that object's centre than one's own). measured: see MODEL_CARD
+    # peak is chosen (cells nearer that object's centre than one's own). measured on generated
+    # look-alike clips: 0.5 and 0.9 gave the same identity counts (MODEL_CARD, objects together)
     neighbour_damping: float = 0.5
-    # issue 28: extra weight of another object's region (a hard negative) in the online refits
+    # issue 28: extra weight of another object's region (a hard negative) in the online refits;
+    # not tuned: such cells weigh twice the rest
     neighbour_negative_weight: float = 1.0
     # issue 28: two found boxes overlapping more than this are one target: the one scoring lower
-    # gives way (reported lost, box kept where it was). 0.5: PASCAL's "same object" overlap
+    # gives way (reported lost, box kept where it was). PASCAL's "same object" overlap; 0.3
+    # measured no better on generated look-alike clips (MODEL_CARD)
     merge_iou: float = 0.5
 
 
