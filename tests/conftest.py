@@ -110,3 +110,12 @@ def batch_boxes(out_dir: Path) -> dict[str, np.ndarray]:
         path.stem: np.array([r.box.xywh() for r in read_annotations(path).records])
         for path in sorted(out_dir.glob("v*.csv"))
     }
+
+
+def write_sequence(folder: Path, name: str, spec: SyntheticSpec) -> np.ndarray:
+    """A generated clip in the project layout: `<name>.mp4` and `<name>.gt.csv` in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = write_synthetic_video(folder / f"{name}.mp4", spec)
+    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
+    (folder / f"{name}.gt.csv").write_text("\n".join(rows) + "\n")
+    return truth

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_synthetic_video
+from conftest import write_sequence
 from test_mechanics import TINY
 
 from ibfp_cli.config import TrainConfig
@@ -61,10 +61,7 @@ def test_warm_start_takes_every_tensor_of_the_groupnorm_network_into_the_batchno
 def test_a_stretch_writes_a_resume_point_and_a_row_and_a_fresh_machine_continues_from_it(recipe, tmp_path):
     data = tmp_path / "data"
     name = sorted(val_sequences())[0]  # one generated clip standing in for the validation set
-    (data / "sot").mkdir(parents=True)
-    truth = write_synthetic_video(data / "sot" / f"{name}.mp4", SyntheticSpec(width=160, height=120, frames=12, seed=2))
-    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
-    (data / "sot" / f"{name}.gt.csv").write_text("\n".join(rows) + "\n")
+    write_sequence(data / "sot", name, SyntheticSpec(width=160, height=120, frames=12, seed=2))
 
     _steps(recipe, 3)
     first = end_stretch("c", data, recipe=recipe)
@@ -151,10 +148,7 @@ def test_device_stretch_dry_run_packs_trains_and_brings_back_a_resume_point_the_
     from ibfp_cli.train.prepare import INDEX_FILE, prepare_crop_cache
 
     data = tmp_path / "data"
-    (data / "sot").mkdir(parents=True)
-    truth = write_synthetic_video(data / "sot" / "clip.mp4", SyntheticSpec(width=320, height=240, frames=60, seed=4))
-    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
-    (data / "sot" / "clip.gt.csv").write_text("\n".join(rows) + "\n")
+    write_sequence(data / "sot", "clip", SyntheticSpec(width=320, height=240, frames=60, seed=4))
     prepare_crop_cache(data, tmp_path / "crops")
     full = (tmp_path / "crops" / "clip.mp4").stat().st_size / 2**20
     budget = full * 0.75 + (tmp_path / "crops" / INDEX_FILE).stat().st_size / 2**20
@@ -188,11 +182,8 @@ def test_prepare_says_why_it_has_nothing_to_crop(tmp_path):
     from ibfp_cli.errors import IBFPError
     from ibfp_cli.train.prepare import prepare_crop_cache
 
-    (tmp_path / "sot").mkdir()
     name = sorted(val_sequences())[0]
-    truth = write_synthetic_video(tmp_path / "sot" / f"{name}.mp4", SyntheticSpec(width=160, height=120, frames=4))
-    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
-    (tmp_path / "sot" / f"{name}.gt.csv").write_text("\n".join(rows) + "\n")
+    write_sequence(tmp_path / "sot", name, SyntheticSpec(width=160, height=120, frames=4))
     with pytest.raises(IBFPError, match="1 of 1 videos are validation sequences"):
         prepare_crop_cache(tmp_path, tmp_path / "crops")
     assert not (tmp_path / "crops" / "index.csv").exists()
@@ -205,10 +196,7 @@ def test_a_crop_cache_made_before_categories_still_trains_and_says_how_to_add_th
     from ibfp_cli.train.prepare import INDEX_FILE, prepare_crop_cache
 
     data = tmp_path / "data"
-    (data / "sot").mkdir(parents=True)
-    truth = write_synthetic_video(data / "sot" / "clip.mp4", SyntheticSpec(width=160, height=120, frames=8, seed=5))
-    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
-    (data / "sot" / "clip.gt.csv").write_text("\n".join(rows) + "\n")
+    write_sequence(data / "sot", "clip", SyntheticSpec(width=160, height=120, frames=8, seed=5))
     prepare_crop_cache(data, tmp_path / "crops")
     index = pd.read_csv(tmp_path / "crops" / INDEX_FILE)
     index.drop(columns="category").to_csv(tmp_path / "crops" / INDEX_FILE, index=False)

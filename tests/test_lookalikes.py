@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import write_synthetic_video
+from conftest import write_sequence
 
 from ibfp_cli.media.synthetic import SyntheticSpec
 from ibfp_cli.train.data import PairSampler, SamplingConfig, Source
@@ -83,10 +83,7 @@ def test_half_lookalikes_mixes_both_kinds_of_negative():
 
 def test_prepare_keeps_each_items_category_and_its_photo(tmp_path: Path):
     data = tmp_path / "data"
-    (data / "sot").mkdir(parents=True)
-    truth = write_synthetic_video(data / "sot" / "clip.mp4", SyntheticSpec(width=160, height=120, frames=6, seed=2))
-    rows = ["frame,x,y,w,h"] + [f"{i},{','.join(f'{v:g}' for v in b)}" for i, b in enumerate(truth)]
-    (data / "sot" / "clip.gt.csv").write_text("\n".join(rows) + "\n")
+    write_sequence(data / "sot", "clip", SyntheticSpec(width=160, height=120, frames=6, seed=2))
     (data / "sot" / "sources.csv").write_text("name,object_class\nclip,person (pedestrian)\n")
     det = data / "det" / "set"
     (det / "images").mkdir(parents=True)
