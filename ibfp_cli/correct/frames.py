@@ -9,16 +9,24 @@ is frame N of every other command. What keeps scrubbing responsive:
 - a JPEG cache bounded in bytes, least recently used out first;
 - a background fill that, while no request waits, decodes ahead of the last frame asked for,
   then the GOPs around it, nearest first, into the cache (as much as the cache holds), so
-  stepping back, jumping by 10 and scrubbing nearby are cache hits.
+  stepping back, jumping by 10 and scrubbing nearby are cache hits;
+- a seek proxy (proxy.py), built in the background once the fill is done: the whole video
+  re-encoded with a keyframe every few frames, so a frame the cache misses decodes from a
+  keyframe a few frames before it instead of one up to a whole GOP before it.
+
+JPEGs for the page come from the proxy where it covers the frame (the picture is the same
+to the eye, not to the bit); `image` (what retrack and track see) always decodes the original.
 """
 
 from __future__ import annotations
 
 import bisect
+import enum
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +36,7 @@ import numpy as np
 
 from ..errors import IBFPError, VideoError
 from ..media.video import Frame, VideoInfo, VideoReader
+from .proxy import SeekProxy
 
 MIB = 1 << 20
 
@@ -55,6 +64,50 @@ class FrameSettings:
     """Run the background fill (off in the benchmark's cold measurements)."""
     decoder_threads: int | None = None
     """FFmpeg decoding threads; None: one per core, as `track` decodes."""
+    proxy: bool = True
+    """Build the seek proxy once the fill is done (off in the benchmark's cold measurements)."""
+    proxy_gop: int = 8
+    """Frames between the proxy's keyframes. A random frame decodes on average (gop + 1) / 2
+    frames: at 1080p an ultrafast frame decodes in about 5.5 ms on one core of the busy 2-core
+    machine, so 8 gives about 25 ms, and about 30 ms with the JPEG (benchmarks/frame_latency.py)."""
+    proxy_crf: int = 20
+    """x264's quality: 20 is about 3 grey levels from the original on the noisy generated clips,
+    under the noise itself, and at 1080p about the original writer's size a frame (crf 23 with
+    far-apart keyframes); 18 is a third larger and decodes 10% slower."""
+    proxy_preset: str = "ultrafast"
+    """x264's preset: its streams (no CABAC, no deblocking) decode about 3x faster than
+    "veryfast"'s at 1080p (5.5 ms against 16 ms a frame) and encode about 2x faster."""
+
+
+class ProxyState(enum.Enum):
+    OFF = "off"
+    """Not asked for (FrameSettings.proxy)."""
+    SKIPPED = "skipped"
+    """Not needed: the original's keyframes are as close together as the proxy's, or the cache
+    holds every frame."""
+    WAITING = "waiting"
+    """For `start`, then for the fill."""
+    BUILDING = "building"
+    BUILT = "built"
+    FAILED = "failed"
+    """The video could not be decoded to the end, or the proxy not encoded or written (a full
+    disk): frames come from the original, as without a proxy."""
+    STOPPED = "stopped"
+    """`close` came first."""
+
+
+@dataclass(frozen=True)
+class FrameStats:
+    """Where the frames served so far came from, and the proxy's progress."""
+
+    from_cache: int
+    from_proxy: int
+    """JPEGs encoded from a frame the proxy decoded (for a request or the fill)."""
+    from_original: int
+    """Frames the original's decoder gave (for a JPEG, `image` or `time_s`)."""
+    proxy: ProxyState
+    proxy_frames: int
+    proxy_bytes: int
 
 
 class JpegCache:
@@ -170,7 +223,8 @@ class _Decoder:
 class FrameServer:
     """Frames of one video by index, as RGB arrays or JPEG bytes; a context manager.
 
-    Call `start` to run the background fill; `close` stops it and releases the file.
+    Call `start` to run the background fill and build the seek proxy; `close` stops both,
+    deletes the proxy and releases the file.
     """
 
     def __init__(self, video: str | os.PathLike[str], settings: FrameSettings | None = None) -> None:
@@ -185,29 +239,43 @@ class FrameServer:
         self._changed = threading.Condition()
         self._cursor = 0
         self._moves = 0  # counts cursor moves, so the fill restarts its plan after one
-        self._waiting = 0  # requests waiting for the decoder: the fill gives way to them
+        self._waiting = 0  # requests waiting for a decoder: the fill and the proxy give way to them
         self._paused = False
         self._stopped = False
         self._filled = threading.Event()
         self._thread: threading.Thread | None = None
+        self._proxy: SeekProxy | None = None
+        self._proxy_state = self._initial_proxy_state()
+        self._proxy_thread: threading.Thread | None = None
+        self._proxy_over = threading.Event()  # built, skipped, failed or stopped
+        if self._proxy_state is not ProxyState.WAITING:
+            self._proxy_over.set()
+        self._counts = {"cache": 0, "proxy": 0, "original": 0}
+        self._counting = threading.Lock()
 
     @property
     def frame_count(self) -> int:
         return self.info.frame_count
 
     def start(self) -> None:
-        """Start the background fill (when the settings ask for it)."""
+        """Start the background fill and the proxy's build (those the settings ask for)."""
         if self.settings.fill and self._thread is None:
             self._thread = threading.Thread(target=self._fill, name="ibfp-frame-fill", daemon=True)
             self._thread.start()
+        if self._proxy_state is ProxyState.WAITING and self._proxy_thread is None:
+            self._proxy_thread = threading.Thread(target=self._build_proxy, name="ibfp-seek-proxy", daemon=True)
+            self._proxy_thread.start()
 
     def close(self) -> None:
-        """Stop the fill and release the video."""
+        """Stop the fill and the proxy's build, delete the proxy and release the video."""
         with self._changed:
             self._stopped = True
             self._changed.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        for thread in (self._thread, self._proxy_thread):
+            if thread is not None:
+                thread.join()
+        if self._proxy is not None:
+            self._proxy.close()
         with self._decoding:
             self._decoder.close()
 
@@ -218,7 +286,7 @@ class FrameServer:
         self.close()
 
     def pause(self) -> None:
-        """Hold the fill (a retrack wants the CPU); requests are still served."""
+        """Hold the fill and the proxy's build (a retrack wants the CPU); requests are still served."""
         with self._changed:
             self._paused = True
 
@@ -231,26 +299,51 @@ class FrameServer:
         """Wait until the fill has done its plan for the current frame; False on timeout."""
         return self._filled.wait(timeout)
 
+    def wait_proxy(self, timeout: float | None = None) -> bool:
+        """Wait until the proxy covers every frame; False on timeout or where there will be
+        none (`stats().proxy` says why)."""
+        self._proxy_over.wait(timeout)
+        return self._proxy_state is ProxyState.BUILT
+
+    def stats(self) -> FrameStats:
+        proxy = self._proxy
+        with self._counting:
+            counts = dict(self._counts)
+        return FrameStats(
+            from_cache=counts["cache"],
+            from_proxy=counts["proxy"],
+            from_original=counts["original"],
+            proxy=self._proxy_state,
+            proxy_frames=proxy.frame_count if proxy is not None else 0,
+            proxy_bytes=proxy.size_bytes if proxy is not None else 0,
+        )
+
     def jpeg(self, index: int) -> bytes:
         """Frame `index` as JPEG; the fill then works around it."""
         self._check(index)
         self._move_cursor(index)
         data = self.cache.get(index)
-        if data is None:
-            data = self._encode(self._decoded(index, waiting=True).image)
-            self.cache.put(index, data)
+        if data is not None:
+            self._count("cache")
+            return data
+        with self._request():
+            image = self._picture(index)
+        data = self._encode(image)
+        self.cache.put(index, data)
         return data
 
     def image(self, index: int) -> np.ndarray:
         """Frame `index` as RGB uint8 (H, W, 3), exactly as `read_video` yields it."""
         self._check(index)
-        return self._decoded(index, waiting=True).image
+        with self._request():
+            return self._decoded(index).image
 
     def time_s(self, index: int) -> float:
         """Frame `index`'s presentation time in seconds, as `track` records it."""
         self._check(index)
         if index not in self._times:
-            self._decoded(index, waiting=True)
+            with self._request():
+                self._decoded(index)
         return self._times[index]
 
     def _check(self, index: int) -> None:
@@ -265,20 +358,37 @@ class FrameServer:
                 self._filled.clear()
                 self._changed.notify_all()
 
-    def _decoded(self, index: int, waiting: bool) -> Frame:
-        if waiting:
-            with self._changed:
-                self._waiting += 1
+    @contextmanager
+    def _request(self) -> Iterator[None]:
+        """A request waits for a decoder: the fill and the proxy's build hold meanwhile."""
+        with self._changed:
+            self._waiting += 1
         try:
-            with self._decoding:
-                frame = self._decoder.frame(index)
+            yield
         finally:
-            if waiting:
-                with self._changed:
-                    self._waiting -= 1
-                    self._changed.notify_all()
+            with self._changed:
+                self._waiting -= 1
+                self._changed.notify_all()
+
+    def _picture(self, index: int) -> np.ndarray:
+        """Frame `index` for a JPEG: from the proxy where it covers the frame, else the original."""
+        proxy = self._proxy
+        image = proxy.image(index) if proxy is not None else None
+        if image is not None:
+            self._count("proxy")
+            return image
+        return self._decoded(index).image
+
+    def _decoded(self, index: int) -> Frame:
+        with self._decoding:
+            frame = self._decoder.frame(index)
+        self._count("original")
         self._times[index] = frame.time_s
         return frame
+
+    def _count(self, source: str) -> None:
+        with self._counting:
+            self._counts[source] += 1
 
     def _encode(self, image: np.ndarray) -> bytes:
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -305,12 +415,13 @@ class FrameServer:
                         break
                 if index not in self.cache:
                     try:
-                        self.cache.put(index, self._encode(self._decoded(index, waiting=False).image))
+                        self.cache.put(index, self._encode(self._picture(index)))
                     except VideoError:
                         break  # a damaged stretch: the page gets the error when it asks for the frame
             with self._changed:
                 if self._moves == moves:
                     self._filled.set()  # done, or given up, until the cursor moves
+                    self._changed.notify_all()
 
     def _plan(self, cursor: int) -> Iterator[int]:
         """The frames to fill for a cursor: read-ahead first, then whole GOPs by distance from
@@ -335,3 +446,58 @@ class FrameServer:
         if mean is None:
             return self.settings.read_ahead
         return int(self.settings.cache_bytes * self.settings.fill_share / mean)
+
+    def _initial_proxy_state(self) -> ProxyState:
+        """WAITING where a proxy pays: not where the original's keyframes are on average no
+        further apart than the proxy's (a jump there decodes no more frames than in the proxy)."""
+        if not self.settings.proxy:
+            return ProxyState.OFF
+        if self.frame_count / len(self.keyframes) <= self.settings.proxy_gop:
+            return ProxyState.SKIPPED
+        return ProxyState.WAITING
+
+    def _proxy_may_go_on(self) -> bool:
+        """Wait until nothing has a better claim on the CPU (a request, a retrack, the fill's
+        plan); False once stopped."""
+        with self._changed:
+            while not self._stopped and (
+                self._paused or self._waiting or (self._thread is not None and not self._filled.is_set())
+            ):
+                self._changed.wait()
+            return not self._stopped
+
+    def _build_proxy(self) -> None:
+        """The proxy thread: once the fill is done, transcode the video in order into the proxy,
+        which serves each frame as soon as it is written; a failure leaves no proxy."""
+        try:
+            if not self._proxy_may_go_on():
+                self._proxy_state = ProxyState.STOPPED
+            elif len(self.cache) >= self.frame_count:
+                self._proxy_state = ProxyState.SKIPPED
+            else:
+                self._proxy_state = ProxyState.BUILDING
+                self._proxy_state = self._transcode()
+        except (VideoError, OSError):
+            proxy, self._proxy = self._proxy, None
+            if proxy is not None:
+                proxy.close()
+            self._proxy_state = ProxyState.FAILED
+        finally:
+            self._proxy_over.set()
+
+    def _transcode(self) -> ProxyState:
+        """Append the video's frames to a new proxy, in order: BUILT, or STOPPED by `close`."""
+        settings, info = self.settings, self.info
+        proxy = SeekProxy(
+            info.width, info.height, info.fps, settings.proxy_gop, settings.proxy_crf, settings.proxy_preset
+        )
+        self._proxy = proxy  # close() deletes it from here on
+        with VideoReader(self.path, threads=settings.decoder_threads) as reader:
+            for frame in reader:
+                if not self._proxy_may_go_on():
+                    return ProxyState.STOPPED
+                proxy.append(frame.image)
+        proxy.finish()
+        if proxy.frame_count != self.frame_count:
+            raise VideoError(f"the seek proxy has {proxy.frame_count} of {self.frame_count} frames")
+        return ProxyState.BUILT
