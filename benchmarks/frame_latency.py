@@ -7,8 +7,12 @@ Measured on two encodings of one generated 1920x1080 clip (two objects, the samp
 tests use): as ibfp's own writer encodes it (x264's default keyframe interval, 250 frames) and
 re-encoded with a keyframe every second (30 frames, what phones and cameras write). For each:
 
-- decode: a cold frame server (no background fill), so every frame is decoded: a random frame
-  seeks to the keyframe before it and decodes forward; the next frame continues that decode;
+- decode: a cold frame server (no background fill, no seek proxy), so every frame is decoded:
+  a random frame seeks to the keyframe before it and decodes forward; the next frame continues
+  that decode;
+- proxy: no fill, the cache emptied before each request, once the seek proxy is built: each
+  frame is decoded from the proxy (a keyframe every FrameSettings.proxy_gop frames); the note
+  gives its build time, its size and how many of the frames it served;
 - cache: after the background fill has cached the frames around the middle frame (the whole
   clip, which fits the cache), the same requests;
 - http: the same through the page's server (uvicorn on 127.0.0.1, one connection kept open),
@@ -21,6 +25,7 @@ Each row is printed against issue 27's targets: median at most 50 ms for a rando
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import tempfile
@@ -54,6 +59,8 @@ FILL_TIMEOUT_S = 600
 CONSOLE_WIDTH = 120
 """Wide enough for the table on one line per row, piped or not."""
 MS = 1000
+MB = 1e6
+SECONDS_PER_MINUTE = 60
 SHOWN_MS = 0.1
 """Latencies below this print as "< 0.1"."""
 
@@ -87,10 +94,11 @@ def timed_pairs(get: Callable[[int], object], indices: list[int], frame_count: i
 def measure(video: Path, indices: list[int]) -> list[tuple[str, float, float, str]]:
     """(path, random ms, next ms, note) for the decode, cache and http paths."""
     rows = []
-    with FrameServer(video, FrameSettings(fill=False)) as frames:
+    with FrameServer(video, FrameSettings(fill=False, proxy=False)) as frames:
         keyframes = len(frames.keyframes)
         random_ms, next_ms = timed_pairs(frames.jpeg, indices, frames.frame_count)
         rows.append(("decode", random_ms, next_ms, f"{keyframes} keyframes in {frames.frame_count} frames"))
+    rows.append(proxy_row(video, indices))
     with FrameServer(video) as frames:
         frames.start()
         start = time.perf_counter()
@@ -121,7 +129,31 @@ def measure(video: Path, indices: list[int]) -> list[tuple[str, float, float, st
     return rows
 
 
+def proxy_row(video: Path, indices: list[int]) -> tuple[str, float, float, str]:
+    """(path, random ms, next ms, note) for frames decoded from the seek proxy."""
+    with FrameServer(video, FrameSettings(fill=False)) as frames:
+        start = time.perf_counter()
+        frames.start()
+        if not frames.wait_proxy(FILL_TIMEOUT_S):
+            return ("proxy", math.nan, math.nan, f"no proxy: {frames.stats().proxy.value}")
+        built_s = time.perf_counter() - start
+
+        def uncached(index: int) -> None:
+            frames.cache.clear()
+            frames.jpeg(index)
+
+        random_ms, next_ms = timed_pairs(uncached, indices, frames.frame_count)
+        stats = frames.stats()
+    minutes = frames.info.duration_s / SECONDS_PER_MINUTE
+    share = stats.proxy_bytes / video.stat().st_size
+    size = f"{stats.proxy_bytes / MB / minutes:.0f} MB/min, {share:.1f}x the original"
+    served = f"{stats.from_proxy} of {stats.from_proxy + stats.from_original} frames from it"
+    return ("proxy", random_ms, next_ms, f"built in {built_s:.1f} s, {size}; {served}")
+
+
 def verdict(value: float, target: float) -> str:
+    if math.isnan(value):
+        return "-"
     text = f"{value:.1f}" if value >= SHOWN_MS else f"< {SHOWN_MS:g}"
     return f"[green]{text}[/]" if value <= target else f"[red]{text}[/]"
 
