@@ -85,6 +85,8 @@ class FrameSettings:
 
 
 class ProxyState(enum.Enum):
+    """Where the seek proxy stands."""
+
     OFF = "off"
     """Not asked for (FrameSettings.proxy)."""
     SKIPPED = "skipped"
@@ -311,6 +313,7 @@ class FrameServer:
         return self._proxy_state is ProxyState.BUILT
 
     def stats(self) -> FrameStats:
+        """Counts of the frames served by source, and the proxy's state and size."""
         proxy = self._proxy
         with self._counting:
             counts = dict(self._counts)
