@@ -4,6 +4,7 @@ the page's JPEGs, never for `image`, and its temporary file deleted."""
 from __future__ import annotations
 
 import errno
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -144,6 +145,16 @@ def test_no_proxy_where_keyframes_are_already_dense(originals, tmp_path: Path, t
         container.mux(stream.encode(None))
     with FrameServer(video, FrameSettings(fill=False)) as frames:
         assert len(frames.keyframes) == FRAMES // DENSE_GOP
+        frames.start()
+        assert not frames.wait_proxy(0)
+        assert frames.stats().proxy is ProxyState.SKIPPED
+    assert proxy_files(temp_dir) == []
+
+
+def test_no_proxy_where_the_temp_folder_lacks_room(clip: Path, temp_dir: Path) -> None:
+    room = shutil.disk_usage(temp_dir).free
+    settings = FrameSettings(fill=False, proxy_space=2 * room / clip.stat().st_size)
+    with FrameServer(clip, settings) as frames:
         frames.start()
         assert not frames.wait_proxy(0)
         assert frames.stats().proxy is ProxyState.SKIPPED

@@ -26,6 +26,8 @@ from __future__ import annotations
 import bisect
 import enum
 import os
+import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -82,6 +84,10 @@ class FrameSettings:
     proxy_preset: str = "ultrafast"
     """x264's preset: its streams (no CABAC, no deblocking) decode about 3x faster than
     "veryfast"'s at 1080p (5.5 ms against 16 ms a frame) and encode about 2x faster."""
+    proxy_space: float = 2.0
+    """The proxy is built only where the temp folder has this many times the video file's size
+    free: it came to 1.1x the original on the noisy generated clips (benchmarks/frame_latency.py),
+    so 2x leaves the disk at least as much again for everything else."""
 
 
 class ProxyState(enum.Enum):
@@ -91,7 +97,7 @@ class ProxyState(enum.Enum):
     """Not asked for (FrameSettings.proxy)."""
     SKIPPED = "skipped"
     """Not needed: the original's keyframes are as close together as the proxy's, or the cache
-    holds every frame."""
+    holds every frame; or no room for it in the temp folder (FrameSettings.proxy_space)."""
     WAITING = "waiting"
     """For `start`, then for the fill."""
     BUILDING = "building"
@@ -456,11 +462,14 @@ class FrameServer:
         return int(self.settings.cache_bytes * self.settings.fill_share / mean)
 
     def _initial_proxy_state(self) -> ProxyState:
-        """WAITING where a proxy pays: not where the original's keyframes are on average no
-        further apart than the proxy's (a jump there decodes no more frames than in the proxy)."""
+        """WAITING where a proxy pays and fits: not where the original's keyframes are on average
+        no further apart than the proxy's (a jump there decodes no more frames than in the
+        proxy), nor where the temp folder lacks the room."""
         if not self.settings.proxy:
             return ProxyState.OFF
         if self.frame_count / len(self.keyframes) <= self.settings.proxy_gop:
+            return ProxyState.SKIPPED
+        if shutil.disk_usage(tempfile.gettempdir()).free < self.settings.proxy_space * self.path.stat().st_size:
             return ProxyState.SKIPPED
         return ProxyState.WAITING
 
