@@ -14,14 +14,13 @@ from __future__ import annotations
 import bisect
 import tempfile
 import threading
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
 from ..errors import VideoError
-from ..media.video import MAX_RATE_DENOMINATOR, PIXEL_FORMAT, RGB_FORMAT
+from ..media.video import PIXEL_FORMAT, RGB_FORMAT, encoder_frame, even_size, frame_rate
 
 ENCODER = "libx264"
 DECODER = "h264"
@@ -38,14 +37,13 @@ class SeekProxy:
 
     def __init__(self, width: int, height: int, fps: float, gop: int, crf: int, preset: str) -> None:
         self.width, self.height = width, height
-        self._pad = ((0, height % 2), (0, width % 2), (0, 0))  # yuv420p needs even sizes
         self._file = tempfile.NamedTemporaryFile(prefix=FILE_PREFIX, suffix=FILE_SUFFIX)  # closed by close()
         self.path = Path(self._file.name)
         try:
             self._encoder = av.CodecContext.create(ENCODER, "w")
-            self._encoder.width, self._encoder.height = width + width % 2, height + height % 2
+            self._encoder.width, self._encoder.height = even_size(width, height)
             self._encoder.pix_fmt = PIXEL_FORMAT
-            rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
+            rate = frame_rate(fps)
             self._encoder.framerate, self._encoder.time_base = rate, 1 / rate
             self._encoder.gop_size = gop
             self._encoder.max_b_frames = 0
@@ -79,10 +77,7 @@ class SeekProxy:
 
     def append(self, image: np.ndarray) -> None:
         """Encode the next frame, RGB uint8 (height, width, 3)."""
-        if self._pad[0][1] or self._pad[1][1]:
-            image = np.pad(image, self._pad, mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=RGB_FORMAT)
-        frame.pts = self._appended
+        frame = encoder_frame(image, self._appended)
         self._appended += 1
         self._write(frame)
 

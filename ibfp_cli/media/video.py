@@ -95,6 +95,27 @@ class _Scan:
     """The first frame's pts: frame times count from it."""
 
 
+def frame_rate(fps: float) -> Fraction:
+    """`fps` as the fraction a stream stores (NTSC rates such as 30000/1001 exact)."""
+    return Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """The size a width x height picture is encoded at: yuv420p needs even sides."""
+    return width + width % 2, height + height % 2
+
+
+def encoder_frame(image: np.ndarray, pts: int) -> av.VideoFrame:
+    """An RGB uint8 (H, W, 3) picture as the encoder's frame `pts`, an odd side padded to
+    even_size by repeating its last row or column."""
+    height, width = image.shape[:2]
+    if width % 2 or height % 2:
+        image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=RGB_FORMAT)
+    frame.pts = pts
+    return frame
+
+
 def rotate_image(image: np.ndarray, rotation: int) -> np.ndarray:
     """The image turned clockwise by `rotation` degrees (a multiple of 90)."""
     quarter_turns = (rotation // RIGHT_ANGLE) % (FULL_TURN // RIGHT_ANGLE)
@@ -252,7 +273,6 @@ class VideoWriter:
             raise VideoError(f"crf {crf} must be between 0 and {MAX_CRF}")
         self.path = Path(path)
         self.width, self.height = width, height
-        self._pad = ((0, height % 2), (0, width % 2), (0, 0))
         self._frames = 0
         self._closed = False
         if not self.path.parent.is_dir():
@@ -268,10 +288,8 @@ class VideoWriter:
                 f"cannot write video {self.path}: no container format for its suffix {self.path.suffix!r} (use .mp4)"
             ) from None
         try:
-            rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
-            self._stream = self._container.add_stream(codec, rate=rate, options=options)
-            self._stream.width = width + width % 2
-            self._stream.height = height + height % 2
+            self._stream = self._container.add_stream(codec, rate=frame_rate(fps), options=options)
+            self._stream.width, self._stream.height = even_size(width, height)
             self._stream.pix_fmt = PIXEL_FORMAT
         except av.FFmpegError as e:
             raise VideoError(f"cannot write video {self.path}: {_reason(e)}") from None
@@ -285,11 +303,7 @@ class VideoWriter:
                 f"frame of shape {image.shape} and type {image.dtype} does not match the "
                 f"video's {self.height}x{self.width}x3 uint8"
             )
-        if self._pad[0][1] or self._pad[1][1]:
-            image = np.pad(image, self._pad, mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=RGB_FORMAT)
-        frame.pts = self._frames
-        self._mux(frame)
+        self._mux(encoder_frame(image, self._frames))
         self._frames += 1
 
     def close(self) -> None:
