@@ -5,9 +5,10 @@
 
 Every object of each generated clip (2 to 4 look-alikes that cross and hide each other) is
 seeded on frame 0 and all are tracked in one network batch per frame, once with
-`use_neighbours` off (each object as if alone, as before issue 28) and once on, the two runs
+`use_neighbours` and `use_identity` off (each object as if alone, as before issue 28) and once on, the two runs
 interleaved clip by clip so that both see the same machine load. Printed per clip and in all:
-crossings, identity switches, merged frames and wrong frames (`ibfp_cli.evaluate.identities`),
+crossings, identity switches, merged frames, wrong frames and the share of track-frames
+confidently on their own object (`ibfp_cli.evaluate.identities`),
 and the tracking time of each run, whose ratio is the cost of knowing the neighbours. Then the
 same on `--video` (default ../shared/data/sot/uav_person11.mp4) with the objects of `--truth`
 (default: its ground truth and benchmarks/uav_person11.person2.gt.csv) seeded on frame 0.
@@ -70,7 +71,7 @@ def track(frames: list[np.ndarray], seeds: list[Box], neighbours: bool) -> tuple
     (objects, frames) and the seconds spent in update_many."""
     trackers = [IBFPTracker(device="cpu") for _ in seeds]
     for tracker, seed in zip(trackers, seeds):
-        tracker.config = replace(tracker.config, use_neighbours=neighbours)
+        tracker.config = replace(tracker.config, use_neighbours=neighbours, use_identity=neighbours)
         tracker.init(frames[0], seed)
     boxes = np.empty((len(seeds), len(frames), 4))
     scores = np.ones((len(seeds), len(frames)))
@@ -99,7 +100,8 @@ def compare(
     print(
         f"{name}: {len(truth)} objects, {off.crossings} crossings; switches {off.switches} -> {on.switches}, "
         f"merged frames {off.merged_frames} -> {on.merged_frames}, wrong frames {off.wrong_frames} -> "
-        f"{on.wrong_frames}; {off_s:.1f} s -> {on_s:.1f} s",
+        f"{on.wrong_frames}, confident on its own object {off.own_frames / off.track_frames:.1%} -> "
+        f"{on.own_frames / on.track_frames:.1%}; {off_s:.1f} s -> {on_s:.1f} s",
         flush=True,
     )
     return off, on, off_s, on_s
@@ -145,7 +147,7 @@ def main() -> None:
         rows.append(compare(args.video.stem, frames, truth[:, : len(frames)]))
     generated = rows[: args.clips]
     table = Table(title=f"{len(generated)} generated look-alike clips, all objects seeded")
-    for column in ("neighbours", "crossings", "switches", "merged frames", "wrong frames", "seconds"):
+    for column in ("neighbours", "crossings", "switches", "merged frames", "wrong frames", "own frames", "seconds"):
         table.add_column(column, justify="right")
     for label, k in (("off", 0), ("on", 1)):
         counts = [r[k] for r in generated]
@@ -156,6 +158,7 @@ def main() -> None:
             str(sum(c.switches for c in counts)),
             str(sum(c.merged_frames for c in counts)),
             str(sum(c.wrong_frames for c in counts)),
+            f"{sum(c.own_frames for c in counts) / sum(c.track_frames for c in counts):.1%}",
             f"{seconds:.1f}",
         )
     console = Console()

@@ -80,6 +80,7 @@ def test_identity_switches_and_merged_frames_are_counted_on_confident_boxes_only
     lost = np.zeros((2, frames), dtype=bool)
     counts = identity_counts(boxes, confident(scores, lost), truth)
     assert (counts.switches, counts.merged_frames, counts.wrong_frames, counts.crossings) == (1, 3, 3, 0)
+    assert (counts.own_frames, counts.track_frames) == (9, 12)  # track 1 throughout, track 2 until frame 3
     lost[1, 3:] = True  # the same boxes, the jumping one reported lost: nothing confident is wrong
     counts = identity_counts(boxes, confident(scores, lost), truth)
     assert (counts.switches, counts.merged_frames, counts.wrong_frames) == (0, 0, 0)
@@ -113,7 +114,7 @@ CROSSING = SyntheticSpec(
 def _tracked(frames: np.ndarray, truth: np.ndarray, neighbours: bool) -> tuple[np.ndarray, np.ndarray]:
     trackers = [IBFPTracker(device="cpu") for _ in truth]
     for tracker, boxes in zip(trackers, truth):
-        tracker.config = replace(tracker.config, use_neighbours=neighbours)
+        tracker.config = replace(tracker.config, use_neighbours=neighbours, use_identity=neighbours)
         tracker.init(frames[0], Box(*boxes[0]))
     boxes, sure = truth[:, :1].copy(), np.ones((len(truth), 1), dtype=bool)
     for frame in frames[1:]:

@@ -1,4 +1,4 @@
-"""`--tracker-config KEY=VALUE`: IBFP settings set without writing a weights file (eval, export)."""
+"""`--tracker-config KEY=VALUE`: IBFP settings set without writing a weights file (track, eval, export)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,22 @@ def test_eval_tracks_with_the_settings_given_and_keeps_folders_apart(dataset, tm
     assert refused.exit_code == 1
     assert "holds IBFP runs made with other weights or settings" in refused.output
     assert "choose another --out" in refused.output
+
+
+def test_track_tracks_with_the_settings_given(dataset, tmp_path):
+    video = str(dataset / "clip.mp4")
+    plain, tuned = tmp_path / "plain.csv", tmp_path / "tuned.csv"
+    seed = pd.read_csv(dataset / "clip.gt.csv").iloc[0]
+    base = ["track", video, "--box", f"{seed.x},{seed.y},{seed.w},{seed.h}", "--device", "cpu"]
+    assert runner.invoke(app, [*base, "--out", str(plain)]).exit_code == 0
+    result = runner.invoke(app, [*base, "--out", str(tuned), "--tracker-config", "search_area_scale=3"])
+    assert result.exit_code == 0, result.output
+    boxes = [pd.read_csv(path) for path in (plain, tuned)]
+    assert len(boxes[0]) == len(boxes[1]) == CLIP.frames
+    assert not boxes[0][["x", "y", "w", "h"]].equals(boxes[1][["x", "y", "w", "h"]])
+    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "bad.csv"), "--tracker-config", "sizelr=0.1"])
+    assert bad.exit_code == 1 and "TrackerConfig has no setting 'sizelr'" in bad.output
+    assert not (tmp_path / "bad.csv").exists()
 
 
 def test_export_writes_the_settings_into_the_weights(tmp_path):

@@ -14,6 +14,7 @@ from ..annotate.pipeline import Seed, track_to_file
 from ..annotate.select_box import append_seeds, select_boxes, track_command
 from ..annotations import DEFAULT_LABEL
 from ..boxes import BoxFormat, parse_box
+from ..config import TrackerConfig, parse_settings
 from ..errors import IBFPError
 from ..formats import read_annotations
 from ..media.frame_image import write_frame_image
@@ -26,6 +27,7 @@ from .common import (
     DeviceOption,
     FormatOption,
     RenderOption,
+    TrackerConfigOption,
     TrackerOption,
     WeightsOption,
     check_outputs,
@@ -95,6 +97,7 @@ def track(
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
     weights: WeightsOption = None,
+    tracker_config: TrackerConfigOption = None,
     render: RenderOption = None,
 ) -> None:
     """Track objects from their boxes on one frame to the end of the video and save the boxes.
@@ -103,6 +106,7 @@ def track(
     """
     with reported_errors():
         seeds = _seeds_from_options(box, ids or [], labels or [], box_format, frame)
+        settings = parse_settings(TrackerConfig, tracker_config or [])
         check_outputs(out_file, render)
         with stage_progress() as stage:
             annotations = track_to_file(
@@ -114,6 +118,7 @@ def track(
                 device=device,
                 backend=backend,
                 weights=weights,
+                tracker_options={"tracker_config": settings},
                 progress=stage(f"tracking {video.name}"),
             )
             if render is not None:

@@ -25,12 +25,16 @@ class IdentityCounts:
     """Over one clip: `switches`, times a confident track moved to another object than the one it
     last covered (its seed object at first); `merged_frames`, frames on which two or more
     confident tracks cover one object; `wrong_frames`, confident track-frames covering another
-    object than the track's own; `crossings`, times two objects' true boxes start to overlap."""
+    object than the track's own; `crossings`, times two objects' true boxes start to overlap;
+    `own_frames`, confident track-frames covering the track's own object (the frames a person
+    need not look at), out of `track_frames`."""
 
     switches: int
     merged_frames: int
     wrong_frames: int
     crossings: int
+    own_frames: int
+    track_frames: int
 
 
 def covered(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -62,7 +66,7 @@ def identity_counts(boxes: np.ndarray, sure: np.ndarray, truth: np.ndarray) -> I
     merged = sum(int(np.any(np.bincount(frame[frame >= 0], minlength=len(truth)) > 1)) for frame in on.T)
     own = np.arange(len(boxes))[:, None]
     wrong = int(np.sum((on >= 0) & (on != own)))
-    return IdentityCounts(switches, merged, wrong, crossings(truth))
+    return IdentityCounts(switches, merged, wrong, crossings(truth), int(np.sum(on == own)), on.size)
 
 
 def crossings(truth: np.ndarray) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..boxes import Box
+from ..boxes import Box, iou
 from ..config import LossConfig, TrackerConfig, from_dict, overridden
 from ..errors import IBFPError
 from ..model.ibfp import IBFP, Prediction, Template
@@ -26,6 +26,7 @@ from ..model.xcorr import trim_kernel
 from .backends import Backend, network, pick_backend
 from .contract import TrackerOutput
 from .crop import CropWindow, context_window
+from .identity import certainty, colour_distance, colour_signature, reassign
 from .neighbours import merge_losers, neighbour_mask
 from .threads import one_torch_thread
 from .weights import load_model, resolve_weights
@@ -169,6 +170,7 @@ class IBFPTracker:
         self.search_growth = 1.0
         self.frames_since_update = 0
         self.lost = False
+        self.signature = colour_signature(frame, box)
         window = context_window(box, cfg.search_area_scale, mc.input_size)
         crop_box = window.to_crop(box)
         z = self.network.features(window.crop(frame)[None])
@@ -293,16 +295,21 @@ class IBFPTracker:
             for n, (tracker, window) in enumerate(zip(group, windows)):
                 with tracker.times("post"):
                     outputs.append(tracker._locate(pred.select(n), window, _others(group, n, previous, found_before)))
+            changed: set[int] = set()
+            agreement = [out.score for out in outputs]
+            if len(group) > 1 and lead.config.use_identity:
+                with lead.times("post"):
+                    changed = _keep_identities(group, frame, windows, outputs)
+                    agreement = _doubt_contested(group, frame, outputs)
             if len(group) > 1 and lead.config.use_neighbours:
                 with lead.times("post"):
                     found = [not out.lost for out in outputs]
-                    scores = [o.score for o in outputs]
-                    for n in merge_losers([o.box for o in outputs], scores, found, lead.config.merge_iou):
+                    for n in merge_losers([o.box for o in outputs], agreement, found, lead.config.merge_iou):
                         outputs[n] = group[n]._give_way(previous[n], outputs[n].score)
             found = [not out.lost for out in outputs]
             current = [out.box for out in outputs]
             for n, (tracker, window, out) in enumerate(zip(group, windows, outputs)):
-                if tracker.config.use_online and not out.lost:
+                if tracker.config.use_online and not out.lost and n not in changed:
                     own = pred.select(n)
                     with tracker.times("online"):
                         feature, response = own.online_feature[0].float(), own.online[0, 0].float()
@@ -333,6 +340,11 @@ class IBFPTracker:
     def _grow_search(self) -> None:
         cfg = self.config
         self.search_growth = min(self.search_growth * cfg.lost_search_growth, cfg.lost_search_max)
+
+    def _take(self, output: TrackerOutput) -> TrackerOutput:
+        """Another track's found box is this object's: hold it from here."""
+        self.box, self.lost, self.search_growth = output.box, False, 1.0
+        return output
 
     def _give_way(self, previous: Box, score: float) -> TrackerOutput:
         """Another object's box holds this target: keep the last box and count as lost."""
@@ -468,6 +480,55 @@ def _others(group: Sequence[IBFPTracker], n: int, boxes: Sequence[Box], found: S
     if not group[n].config.use_neighbours:
         return []
     return [box for m, (box, ok) in enumerate(zip(boxes, found)) if m != n and ok]
+
+
+def _keep_identities(
+    group: Sequence[IBFPTracker], frame: np.ndarray, windows: Sequence[CropWindow], outputs: list[TrackerOutput]
+) -> set[int]:
+    """Give boxes held by the wrong tracks back by colour (`identity.reassign`); `outputs` is
+    changed in place. The indices of the tracks whose box changed, which skip this frame's
+    online step (their search crop was not around that box)."""
+    found = [not out.lost for out in outputs]
+    colours = [colour_signature(frame, out.box) if ok else None for out, ok in zip(outputs, found)]
+    count = len(group)
+    distance = np.ones((count, count))  # (tracks, boxes); a lost track's column is never read
+    near = np.zeros((count, count), dtype=bool)  # [k, i]: box i inside track k's search window
+    for i, colour in enumerate(colours):
+        if colour is None:
+            continue
+        box = outputs[i].box
+        for k, (tracker, window) in enumerate(zip(group, windows)):
+            distance[k, i] = colour_distance(tracker.signature, colour)
+            near[k, i] = abs(box.cx - window.cx) <= window.side / 2 and abs(box.cy - window.cy) <= window.side / 2
+    change = reassign(distance, found, near, group[0].config.identity_margin)
+    for i, k in change.swaps:
+        outputs[i], outputs[k] = group[i]._take(outputs[k]), group[k]._take(outputs[i])
+    for holder, owner in change.handovers:
+        given = outputs[holder]
+        outputs[owner] = group[owner]._take(given)
+        outputs[holder] = group[holder]._give_way(given.box, given.score)
+    return {t for pair in change.swaps + change.handovers for t in pair}
+
+
+def _doubt_contested(group: Sequence[IBFPTracker], frame: np.ndarray, outputs: list[TrackerOutput]) -> list[float]:
+    """Scale each found box's score by `identity.certainty` against the objects whose boxes it
+    overlaps (`outputs` changed in place). Each track's colour agreement with its box (1 - colour
+    distance), by which of two boxes on one target the other gives way."""
+    doubt = group[0].config.identity_doubt
+    agreement = [0.0] * len(group)
+    for i, out in enumerate(outputs):
+        if out.lost:
+            continue
+        colour = colour_signature(frame, out.box)
+        own = colour_distance(group[i].signature, colour)
+        rivals = [
+            colour_distance(other.signature, colour)
+            for k, other in enumerate(group)
+            if k != i and iou(out.box, other.box) > 0
+        ]
+        outputs[i] = TrackerOutput(out.box, out.score * certainty(own, rivals, doubt), False)
+        agreement[i] = 1.0 - own
+    return agreement
 
 
 def create(
