@@ -27,7 +27,9 @@ def evaluate(
         Path,
         typer.Argument(
             metavar="DATASET",
-            help="Benchmark folder (project layout <name>.mp4 + <name>.gt.csv, OTB, GOT-10k or LaSOT).",
+            help="Benchmark folder (project layout <name>.mp4 + <name>.gt.csv, OTB, GOT-10k or LaSOT). "
+            "A gt.csv with an id column (frame,id,x,y,w,h) holds several objects: its first is scored "
+            "alone as usual, and all are also tracked together and counted for identity switches.",
             show_default=False,
         ),
     ],
@@ -81,7 +83,11 @@ def evaluate(
 ) -> None:
     """Score trackers on a benchmark (OTB success AUC, precision, normalised precision, speed)."""
     from ..config import TrackerConfig, parse_settings
-    from ..evaluate import render_rich_table, run_evaluation  # pandas and friends: load on demand
+    from ..evaluate import (  # pandas and friends: load on demand
+        render_rich_table,
+        render_together_table,
+        run_evaluation,
+    )
     from ..train.prepare import val_sequences
 
     if val_split:
@@ -106,6 +112,8 @@ def evaluate(
             tracker_config=settings,
         )
     out.print(render_rich_table(report))
+    if report.together is not None:
+        out.print(render_together_table(report.together))
     out.print(f"report written to {escape(str(out_dir))}")
 
 

@@ -2,7 +2,7 @@
 
 from .datasets import Sequence, open_dataset
 from .metrics import SequenceScore, aggregate, score_sequence
-from .report import EvalReport, render_rich_table
+from .report import EvalReport, render_rich_table, render_together_table
 from .runner import run_evaluation
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "aggregate",
     "open_dataset",
     "render_rich_table",
+    "render_together_table",
     "run_evaluation",
     "score_sequence",
 ]

@@ -23,6 +23,8 @@ from ..media.video import read_video
 
 GT_CSV_SUFFIX = ".gt.csv"
 GT_CSV_COLUMNS = ("frame", "x", "y", "w", "h")
+GT_CSV_OBJECT_COLUMNS = ("frame", "id", "x", "y", "w", "h")
+"""Several objects in one ground truth: an `id` column (as in `ibfp track`'s CSV and MOT)."""
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -58,13 +60,17 @@ _SEPARATORS = re.compile(r"[,\s]+")
 class Sequence:
     """One annotated sequence: frames from a video file or an ordered list of image files.
 
-    gt: (N, 4) float x, y, w, h, 0-based, NaN rows where absent; absent: (N,) bool.
+    gt: (N, 4) float x, y, w, h, 0-based, NaN rows where absent; absent: (N,) bool. A ground
+    truth with several objects (`GT_CSV_OBJECT_COLUMNS`) also gives `objects`: (M, N, 4), every
+    object's boxes in `object_ids` order, NaN where absent; `gt` is its first (lowest id) object.
     """
 
     name: str
     frames_source: Path | tuple[Path, ...]
     gt: np.ndarray
     absent: np.ndarray
+    objects: np.ndarray | None = None
+    object_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.gt) == 0:
@@ -113,10 +119,19 @@ def open_dataset(path: str | Path) -> list[Sequence]:
 
 
 def read_gt_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """This project's ground truth: `frame,x,y,w,h` rows, 0-based frames, empty box = absent.
+    """This project's ground truth: `frame,x,y,w,h` rows, 0-based frames, empty box = absent;
+    of a file with several objects (`frame,id,x,y,w,h`), the first object's.
 
     The sequence ends at the last listed frame; frames not listed are absent.
     """
+    _, gt, absent = read_gt_objects(path)
+    return gt[0], absent[0]
+
+
+def read_gt_objects(path: Path) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """Every object of a ground-truth CSV: ids (ascending), boxes (M, N, 4) NaN where absent and
+    absent (M, N), N up to the last frame listed for any object. A file without an `id` column
+    holds one object, id 1."""
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
@@ -124,18 +139,36 @@ def read_gt_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
             header = tuple(reader.fieldnames or ())
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise FormatError(f"cannot read ground truth {path}: {e}") from None
-    if header != GT_CSV_COLUMNS or not rows:
-        raise FormatError(f"{path} must have the header {','.join(GT_CSV_COLUMNS)} and rows")
-    boxes: dict[int, list[float]] = {}
+    if header not in (GT_CSV_COLUMNS, GT_CSV_OBJECT_COLUMNS) or not rows:
+        raise FormatError(
+            f"{path} must have the header {','.join(GT_CSV_COLUMNS)} (or {','.join(GT_CSV_OBJECT_COLUMNS)}) and rows"
+        )
+    boxes: dict[int, dict[int, list[float]]] = {}
     for line, row in rows:
         frame, values = _parse_csv_row(path, line, row)
-        if frame in boxes:
-            raise FormatError(f"{path} line {line}: frame {frame} is listed twice")
-        boxes[frame] = values
-    gt = np.full((max(boxes) + 1, 4), np.nan)
-    for frame, values in boxes.items():
-        gt[frame] = values
-    return _mark_absent(gt, np.zeros(len(gt), dtype=bool))
+        track = _parse_id(path, line, row) if "id" in header else 1
+        if frame in boxes.setdefault(track, {}):
+            raise FormatError(
+                f"{path} line {line}: frame {frame} is listed twice" + (f" for id {track}" if "id" in header else "")
+            )
+        boxes[track][frame] = values
+    ids = tuple(sorted(boxes))
+    frames = max(max(b) for b in boxes.values()) + 1
+    gt = np.full((len(ids), frames, 4), np.nan)
+    absent = np.zeros((len(ids), frames), dtype=bool)
+    for m, track in enumerate(ids):
+        for frame, values in boxes[track].items():
+            gt[m, frame] = values
+        gt[m], absent[m] = _mark_absent(gt[m], absent[m])
+    return ids, gt, absent
+
+
+def _parse_id(path: Path, line: int, row: dict[str, str]) -> int:
+    text = (row.get("id") or "").strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise FormatError(f"{path} line {line}: expected a whole-number object id, got {text!r}") from None
 
 
 def _parse_csv_row(path: Path, line: int, row: dict[str, str]) -> tuple[int, list[float]]:
@@ -203,8 +236,10 @@ def _read_project_sequence(gt_csv: Path) -> Sequence:
     video = next((v for v in videos if v.is_file()), None)
     if video is None:
         raise FormatError(f"no video for {gt_csv} (looked for {', '.join(v.name for v in videos)})")
-    gt, absent = read_gt_csv(gt_csv)
-    return Sequence(stem, video, gt, absent)
+    ids, gt, absent = read_gt_objects(gt_csv)
+    if len(ids) == 1:
+        return Sequence(stem, video, gt[0], absent[0])
+    return Sequence(stem, video, gt[0], absent[0], objects=gt, object_ids=ids)
 
 
 def _gt_csv_for(video: Path) -> Path:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from rich.table import Table
 
+from ..annotate.review import DEFAULT_THRESHOLD
 from ..media.atomic import atomic_output
 from ..wording import counted
 from .boxfit import NETWORK_CHECK_EVERY, NO_FIT, SCALE_PROBES, BoxFit, NetworkCheck, mean_fit, summarize
+from .identities import MATCH_IOU
 from .metrics import (
     NORM_PRECISION_AT,
     PRECISION_AT_PX,
@@ -21,6 +24,9 @@ from .metrics import (
     SequenceScore,
     aggregate,
 )
+
+if TYPE_CHECKING:
+    from .together import TogetherResult
 
 METRIC_LABELS = {
     "auc": "AUC",
@@ -49,6 +55,18 @@ OVERALL_COLUMNS = (
 )
 NETWORK_COLUMNS = ("sequence", "frames", "iou", "size_ratio", "aspect_error", "scale_correction", "settled_size")
 NETWORK_CSV = "network_check.csv"
+TOGETHER_COLUMNS = (
+    "tracker",
+    "sequence",
+    "objects",
+    "crossings",
+    "switches",
+    "merged_frames",
+    "wrong_frames",
+    "own_share",
+    "auc",
+)
+TOGETHER_CSV = "together.csv"
 ALL_SEQUENCES = "all"
 BOOTSTRAP_SAMPLES = 10_000  # resamples of the sequences for the AUC interval
 BOOTSTRAP_LEVEL = 0.90  # issue 11: a 90% interval over sequences
@@ -87,6 +105,16 @@ NETWORK_PROTOCOL = (
     "true size; the share of that scale error the network's box corrects (1 = all of it). Settled size: "
     "the size ratio at which a tracker cutting each crop at its own last box would stop changing size."
 )
+TOGETHER_PROTOCOL = (
+    "Sequences whose ground truth has several objects (an id column): every object seeded on its "
+    "first annotated frame, all tracked together (IBFP: in one network batch, knowing each other; "
+    "other trackers: each object alone). A track covers the object its box overlaps most, if by IoU "
+    f">= {MATCH_IOU:g}, and counts only where confident (not lost, score >= {DEFAULT_THRESHOLD:g}, "
+    "review's default). Identity switches: times a track moves to another object than the one it last "
+    "covered; merged frames: frames with two confident tracks on one object; wrong frames: confident "
+    "track-frames on another object; crossings: times two objects' true boxes start to overlap. "
+    "AUC: each object's, from the frame after its seed, averaged over objects."
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +143,8 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)
     network: pd.DataFrame | None = None
     """The IBFP network check per sequence and over all (`network_table`), when it was run."""
+    together: pd.DataFrame | None = None
+    """Sequences with several objects, all tracked together (`together_table`), when there are any."""
 
 
 def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str]) -> EvalReport:
@@ -149,6 +179,36 @@ def network_table(checks: list[NetworkCheck]) -> pd.DataFrame:
     return pd.DataFrame([{"sequence": name} | asdict(summary) for name, summary in rows], columns=list(NETWORK_COLUMNS))
 
 
+def together_table(results: Iterable[TogetherResult]) -> pd.DataFrame:
+    """One row per (tracker, several-object sequence), then one per tracker over them (`all`):
+    counts summed, own share pooled over track-frames, AUC the mean over objects."""
+    rows = [
+        {
+            "tracker": r.tracker,
+            "sequence": r.sequence,
+            "objects": r.objects,
+            "crossings": r.counts.crossings,
+            "switches": r.counts.switches,
+            "merged_frames": r.counts.merged_frames,
+            "wrong_frames": r.counts.wrong_frames,
+            "own_share": r.counts.own_frames / r.counts.track_frames,
+            "auc": r.auc,
+            "_own": r.counts.own_frames,
+            "_frames": r.counts.track_frames,
+        }
+        for r in results
+    ]
+    table = pd.DataFrame(rows)
+    totals = []
+    for tracker, mine in table.groupby("tracker", sort=False):
+        total = {"tracker": tracker, "sequence": ALL_SEQUENCES}
+        total |= {k: int(mine[k].sum()) for k in ("objects", "crossings", "switches", "merged_frames", "wrong_frames")}
+        total |= {"own_share": mine["_own"].sum() / mine["_frames"].sum()}
+        total |= {"auc": float(np.average(mine["auc"], weights=mine["objects"]))}
+        totals.append(total)
+    return pd.concat([table, pd.DataFrame(totals)], ignore_index=True)[list(TOGETHER_COLUMNS)]
+
+
 def bootstrap_interval(values: list[float]) -> tuple[float, float]:
     """The BOOTSTRAP_LEVEL interval of the mean of `values` (one per sequence), resampled with
     replacement; NaN without values."""
@@ -168,6 +228,9 @@ def write_report(report: EvalReport, out_dir: Path, dataset: str) -> EvalReport:
     if report.network is not None:
         paths.append(out_dir / NETWORK_CSV)
         tables.append((report.network, paths[-1]))
+    if report.together is not None:
+        paths.append(out_dir / TOGETHER_CSV)
+        tables.append((report.together, paths[-1]))
     for table, path in tables:
         with atomic_output(path) as tmp:
             table.to_csv(tmp, index=False)
@@ -222,6 +285,18 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
                 for row in report.network.itertuples()
             ],
         )
+    if report.together is not None:
+        lines += ["", "## Objects tracked together", "", TOGETHER_PROTOCOL, ""]
+        lines += _markdown_table(
+            ["tracker", "sequence", "objects", "crossings", "identity switches", "merged frames"]
+            + ["wrong frames", "confident on own object", "AUC"],
+            [
+                [row.tracker, row.sequence]
+                + [str(v) for v in (row.objects, row.crossings, row.switches, row.merged_frames, row.wrong_frames)]
+                + [f"{row.own_share:.1%}", _format("auc", row.auc)]
+                for row in report.together.itertuples()
+            ],
+        )
     if report.unavailable:
         lines += ["", "## Unavailable trackers", ""]
         lines += [f"- {name}: {reason}" for name, reason in report.unavailable.items()]
@@ -241,6 +316,20 @@ def render_rich_table(report: EvalReport) -> Table:
         table.add_row(row.tracker, *(_format(k, getattr(row, k)) for k in METRIC_LABELS))
     if report.unavailable:
         table.caption = "\n".join(f"{n} unavailable: {r}" for n, r in report.unavailable.items())
+    return table
+
+
+def render_together_table(together: pd.DataFrame) -> Table:
+    """Each tracker's identity counts over the several-object sequences, for the terminal."""
+    totals = together[together["sequence"] == ALL_SEQUENCES]
+    sequences = together.loc[together["sequence"] != ALL_SEQUENCES, "sequence"].nunique()
+    table = Table(title=f"Objects tracked together ({counted(sequences, 'sequence')} with several objects)")
+    for heading in ("tracker", "objects", "crossings", "switches", "merged frames", "wrong frames", "own", "AUC"):
+        table.add_column(heading, justify="left" if heading == "tracker" else "right")
+    for row in totals.itertuples():
+        counts = (row.objects, row.crossings, row.switches, row.merged_frames, row.wrong_frames)
+        table.add_row(row.tracker, *map(str, counts), f"{row.own_share:.1%}", _format("auc", row.auc))
+    table.caption = "own: confident track-frames on the track's own object (report.md has the protocol)"
     return table
 
 

@@ -30,7 +30,8 @@ from .boxfit import NetworkCheck, box_fit, network_check
 from .datasets import Sequence, open_dataset
 from .metrics import score_sequence
 from .predictions import Predictions, has_predictions, read_predictions, write_predictions
-from .report import EvalReport, SequenceResult, build_report, network_table, write_report
+from .report import EvalReport, SequenceResult, build_report, network_table, together_table, write_report
+from .together import OBJECTS_SUFFIX, has_together, score_together, track_together
 
 PREDICTIONS_FOLDER = "predictions"
 SETTINGS_JSON = "ibfp_settings.json"
@@ -54,10 +55,18 @@ class _Run:
     options: dict[str, object]
     sequence: Sequence
     output: Path
+    together: bool = False
+    """Every object of a several-object sequence at once (`evaluate.together`), not the first alone."""
 
     @property
     def label(self) -> str:
-        return f"{self.tracker}/{self.sequence.name}"
+        return f"{self.tracker}/{self.sequence.name}" + (" (all objects)" if self.together else "")
+
+    def saved(self) -> bool:
+        """Its output is already complete (from an earlier, interrupted evaluation)."""
+        if self.together:
+            return has_together(self.output, self.sequence)
+        return has_predictions(self.output, len(self.sequence))
 
 
 def default_workers() -> int:
@@ -105,13 +114,22 @@ def run_evaluation(
         for name, factory in factories.items()
         for seq in chosen
     ]
+    runs += [
+        _Run(name, factory, options, seq, out_dir / PREDICTIONS_FOLDER / name / f"{seq.name}{OBJECTS_SUFFIX}", True)
+        for name, factory in factories.items()
+        for seq in chosen
+        if seq.objects is not None
+    ]
     for name in factories:
         _make_folder(out_dir / PREDICTIONS_FOLDER / name)
     if "ibfp" in factories:
         _claim_settings(out_dir, weights, tracker_config)
     _track_missing(runs, workers or default_workers(), progress)
-    results = [_scored(run) for run in runs]
+    results = [_scored(run) for run in runs if not run.together]
     report = build_report(results, unavailable)
+    together = [score_together(run.tracker, run.sequence, run.output) for run in runs if run.together]
+    if together:
+        report = replace(report, together=together_table(together))
     if tracker_config:
         report.notes.append("IBFP settings over the weights' own: " + _settings_text(tracker_config))
     if network:
@@ -229,7 +247,7 @@ def _track_missing(runs: list[_Run], workers: int, progress: ProgressCallback | 
     """Track the runs without a complete saved file, longest sequences first."""
     pending, done = [], 0
     for run in runs:
-        if has_predictions(run.output, len(run.sequence)):
+        if run.saved():
             done += 1
             if progress is not None:
                 progress(done, len(runs), run.label)
@@ -260,8 +278,11 @@ def _track_missing(runs: list[_Run], workers: int, progress: ProgressCallback | 
 
 
 def _track(run: _Run) -> None:
-    """Create the tracker, track the sequence, save the predictions (in a worker or here)."""
-    write_predictions(run.output, track_sequence(run.factory(**run.options), run.sequence))
+    """Create the tracker(s), track the sequence, save the predictions (in a worker or here)."""
+    if run.together:
+        track_together(run.tracker, run.options, run.sequence, run.output)
+    else:
+        write_predictions(run.output, track_sequence(run.factory(**run.options), run.sequence))
 
 
 def _limit_threads() -> None:
