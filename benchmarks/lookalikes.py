@@ -29,7 +29,7 @@ from rich.table import Table
 from ibfp_cli.boxes import Box
 from ibfp_cli.evaluate.datasets import read_gt_csv
 from ibfp_cli.evaluate.identities import IdentityCounts, confident, identity_counts
-from ibfp_cli.media.synthetic import SyntheticSpec, synthetic_objects
+from ibfp_cli.media.synthetic import LOOKALIKE_CLIP, SyntheticSpec, synthetic_objects
 from ibfp_cli.media.video import read_video
 from ibfp_cli.tracking.tracker import IBFPTracker
 
@@ -38,10 +38,6 @@ HERE = Path(__file__).resolve().parent
 SOT = HERE.parents[1] / "shared" / "data" / "sot"
 PERSON11 = SOT / "uav_person11.mp4"
 PERSON11_TRUTH = [SOT / "uav_person11.gt.csv", HERE / "uav_person11.person2.gt.csv"]
-CLIP = SyntheticSpec(
-    width=320, height=240, frames=150, object_size=(36, 44), scale_amplitude=0.1, speed=3.0, noise=8.0, lookalike=True
-)
-"""Each clip: people-shaped look-alikes of ~40 px on a small frame, so that paths cross often."""
 SPEED_CLIP = SyntheticSpec(width=640, height=480, frames=60, distractors=3, seed=11)
 """The speed check: 4 objects of 80x60 on a VGA clip, as benchmarks/speed.py's several-object row."""
 SPEED_ROUNDS = 3
@@ -53,7 +49,7 @@ def clip_specs(count: int, first_seed: int = 0) -> list[SyntheticSpec]:
     objects start apart (no two seed boxes overlap on frame 0)."""
     specs, seed = [], first_seed
     while len(specs) < count:
-        spec = replace(CLIP, distractors=1 + len(specs) % 3, seed=seed)
+        spec = replace(LOOKALIKE_CLIP, distractors=1 + len(specs) % 3, seed=seed)
         seed += 1
         _, truth = synthetic_objects(replace(spec, frames=1))
         boxes = [Box(*b[0]) for b in truth]

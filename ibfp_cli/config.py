@@ -124,6 +124,16 @@ class TrackerConfig:
     # benchmark's (12 clips, 30 crossings: 0.1 / 0.2 / 0.3 / 0.5 / 0.8 -> 33 / 29 / 26 / 18 / 4
     # switches, 64 / 53 / 45 / 40 / 103 wrong frames); 0.5 for the fewest wrong frames
     identity_doubt: float = 0.5
+    # issue 28.3: a single object's look-alikes: the strongest peak away from the target, when it
+    # scores at least `distractor_ratio` of the target's on `distractor_frames` frames, is damped
+    # (as another object's box, `neighbour_damping`) until missed on more than `distractor_forget`
+    # frames in a row. Off: it did not help with 0.4.0 (62 training sequences, paired AUC at ratio
+    # 0.6 / 0.4 / 0.3 and 2 frames: -0.0003 / +0.0027 / -0.0002, each interval across 0; validation
+    # at 0.4: -0.0035, 90% -0.0101..+0.0001; MODEL_CARD); measure again with new weights
+    use_distractors: bool = False
+    distractor_ratio: float = 0.6  # DaSiamRPN keeps distractors scoring above a share of the target's
+    distractor_frames: int = 3  # "competes for several frames" (issue 28.3)
+    distractor_forget: int = 5  # a look-alike hidden for a few frames is still the same one
 
 
 @dataclass(frozen=True)

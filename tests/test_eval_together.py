@@ -3,6 +3,7 @@ tracked together, identity counts in the report; with a fake tracker (exact coun
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from ibfp_cli.evaluate import run_evaluation
 from ibfp_cli.evaluate.datasets import open_dataset, read_gt_csv, read_gt_objects
 from ibfp_cli.evaluate.identities import confident, identity_counts
 from ibfp_cli.formats import read_annotations
-from ibfp_cli.media.synthetic import SyntheticSpec, synthetic_objects, write_synthetic_video
+from ibfp_cli.media.synthetic import LOOKALIKE_CLIP, synthetic_objects, write_synthetic_video
 from ibfp_cli.media.video import VideoWriter
 from ibfp_cli.tracking.weights import shipped_weights
 
@@ -112,18 +113,7 @@ def test_a_later_object_is_seeded_on_its_first_annotated_frame(swapping, tmp_pat
     assert row.auc == pytest.approx(20 / 21)  # both boxes exact wherever scored
 
 
-LOOKALIKES = SyntheticSpec(
-    width=320,
-    height=240,
-    frames=150,
-    object_size=(36, 44),
-    scale_amplitude=0.1,
-    speed=3.0,
-    noise=8.0,
-    distractors=1,
-    lookalike=True,
-    seed=104,
-)
+LOOKALIKES = replace(LOOKALIKE_CLIP, distractors=1, seed=104)
 """Two look-alikes whose paths cross (the clip of tests/test_identity.py)."""
 
 

@@ -1,5 +1,6 @@
 """Objects tracked together keep their own identity by colour (issue 28): the signature, which
-boxes change track, how sure a contested box is, and the tracker on a generated crossing."""
+boxes change track, how sure a contested box is, and the tracker on a generated crossing; a
+single object's remembered look-alikes (issue 28.3)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from ibfp_cli.boxes import Box
 from ibfp_cli.evaluate.identities import confident, identity_counts
-from ibfp_cli.media.synthetic import SyntheticSpec, synthetic_objects
+from ibfp_cli.media.synthetic import LOOKALIKE_CLIP, synthetic_objects
+from ibfp_cli.model.ibfp import Prediction
+from ibfp_cli.tracking.crop import CropWindow
+from ibfp_cli.tracking.distractors import DistractorMemory
 from ibfp_cli.tracking.identity import (
     HUE_BINS,
     SATURATION_BINS,
@@ -92,18 +97,7 @@ def test_a_contested_box_is_as_sure_as_its_colours_are_its_own() -> None:
     assert certainty(0.2, [0.9, 0.3], doubt=0.5) == pytest.approx(0.2)  # the closest rival counts
 
 
-CROSSING = SyntheticSpec(
-    width=320,
-    height=240,
-    frames=150,
-    object_size=(36, 44),
-    scale_amplitude=0.1,
-    speed=3.0,
-    noise=8.0,
-    distractors=1,
-    lookalike=True,
-    seed=104,
-)
+CROSSING = replace(LOOKALIKE_CLIP, distractors=1, seed=104)
 """Two look-alikes (one pattern, a shade apart in hue) whose paths cross: on it the tracker
 that knows its neighbours but not their colours switches identities."""
 
@@ -132,3 +126,42 @@ def test_colours_keep_crossing_lookalikes_on_their_own_objects() -> None:
     assert without[0] > 0  # the neighbours alone lose an identity here
     assert merged == 0
     assert switches < without[0] and wrong < without[2]
+
+
+def test_a_rival_seen_on_enough_frames_is_damped_until_missed_for_long() -> None:
+    memory = DistractorMemory(after=3, forget=2)
+    rival = Box(100, 50, 40, 60)
+    for moved in range(3):
+        assert memory.active() == []
+        memory.observe(Box(100 + 4 * moved, 50, 40, 60))
+    assert memory.active() == [Box(108, 50, 40, 60)]  # followed as it moves, its last box
+    memory.observe(Box(300, 50, 40, 60))  # another rival elsewhere: new, not yet active
+    memory.observe(None)
+    assert memory.active() == [Box(108, 50, 40, 60)]  # missed twice: still remembered
+    memory.observe(None)
+    assert memory.active() == []  # missed a third time: forgotten, the newer one too
+    memory.observe(rival)
+    memory.clear()
+    assert memory.rivals == []
+
+
+@pytest.mark.skipif(not shipped_weights(), reason="no weights shipped yet")
+def test_the_rival_is_the_strongest_cell_outside_the_peaks_box() -> None:
+    stride, size = 8, 36  # the stride-8 score map of a 288 px search crop
+    tracker = IBFPTracker(device="cpu", backend="torch")
+    tracker.box, tracker.bias = Box(100, 100, 40, 40), (0.0, 0.0)
+    tracker.config = replace(tracker.config, use_online=False)
+    window = CropWindow(144.0, 144.0, 288.0, 288)  # crop pixels = frame pixels
+    centre = torch.zeros(1, 1, size, size)
+    centre[0, 0, 15, 15] = 0.8  # the target, at its last box's centre
+    centre[0, 0, 15, 16] = 0.7  # the target's own shoulder, inside its box: no rival
+    centre[0, 0, 15, 25] = 0.5  # a look-alike 80 px to the right
+    ltrb = torch.full((1, 4, size, size), 20.0)
+    pred = Prediction(centre, ltrb, torch.zeros(1, 1, size // 2, size // 2), torch.zeros(1, 1, size // 2, size // 2))
+    peak = tracker._peak(pred, window, rival=True)
+    assert peak.box.cx == pytest.approx(15.5 * stride) and peak.confidence == pytest.approx(0.8)
+    assert peak.rival.cx == pytest.approx(25.5 * stride) and peak.rival_score == pytest.approx(0.5)
+    # damped as a remembered distractor, it is still reported (from the undamped map)
+    damped = tracker._peak(pred, window, neighbours=[peak.rival], rival=True)
+    assert damped.rival_score == pytest.approx(0.5)
+    assert tracker._peak(pred, window).rival is None  # not asked for

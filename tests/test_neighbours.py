@@ -12,7 +12,7 @@ import torch
 
 from ibfp_cli.boxes import Box
 from ibfp_cli.evaluate.identities import confident, crossings, identity_counts
-from ibfp_cli.media.synthetic import SyntheticSpec, synthetic_objects
+from ibfp_cli.media.synthetic import LOOKALIKE_CLIP, synthetic_objects
 from ibfp_cli.model.ibfp import Prediction
 from ibfp_cli.tracking.crop import CropWindow
 from ibfp_cli.tracking.neighbours import merge_losers, neighbour_mask
@@ -96,18 +96,7 @@ def test_crossings_count_each_time_two_objects_start_to_overlap() -> None:
     assert crossings(np.stack([still, still])) == 1  # overlapping from the start counts once
 
 
-CROSSING = SyntheticSpec(
-    width=320,
-    height=240,
-    frames=60,
-    object_size=(36, 44),
-    scale_amplitude=0.1,
-    speed=3.0,
-    noise=8.0,
-    distractors=1,
-    lookalike=True,
-    seed=0,
-)
+CROSSING = replace(LOOKALIKE_CLIP, distractors=1, seed=0, frames=60)
 """Two look-alikes (one pattern, a shade apart in hue) whose paths cross on frames ~33-46."""
 
 

@@ -101,6 +101,13 @@ class _Sprite:
     """(frames, 4) integer x, y, w, h of the texture on each frame."""
 
 
+LOOKALIKE_CLIP = SyntheticSpec(
+    width=320, height=240, frames=150, object_size=(36, 44), scale_amplitude=0.1, speed=3.0, noise=8.0, lookalike=True
+)
+"""People-shaped look-alikes of ~40 px on a small frame, so that paths cross often (issue 28's
+clips: `distractors` and `seed` make each one)."""
+
+
 def synthetic_sequence(spec: SyntheticSpec) -> tuple[Iterator[np.ndarray], np.ndarray]:
     """The clip's RGB uint8 frames (generated lazily) and the target's (frames, 4) xywh boxes."""
     frames, boxes = synthetic_objects(spec)

@@ -7,7 +7,7 @@ import functools
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..model.xcorr import trim_kernel
 from .backends import Backend, network, pick_backend
 from .contract import TrackerOutput
 from .crop import CropWindow, context_window
+from .distractors import DistractorMemory
 from .identity import certainty, colour_distance, colour_signature, reassign
 from .neighbours import merge_losers, neighbour_mask
 from .threads import one_torch_thread
@@ -116,6 +117,9 @@ class Peak:
     box: Box
     confidence: float
     penalty: float
+    rival: Box | None = None
+    """The box at the strongest cell outside `box` (frame pixels), when asked for."""
+    rival_score: float = 0.0
 
 
 class IBFPTracker:
@@ -171,6 +175,7 @@ class IBFPTracker:
         self.frames_since_update = 0
         self.lost = False
         self.signature = colour_signature(frame, box)
+        self.distractors = DistractorMemory(cfg.distractor_frames, cfg.distractor_forget)
         window = context_window(box, cfg.search_area_scale, mc.input_size)
         crop_box = window.to_crop(box)
         z = self.network.features(window.crop(frame)[None])
@@ -325,11 +330,16 @@ class IBFPTracker:
         """Pick the peak (away from `neighbours`, other objects' boxes in frame pixels), decode it,
         then smooth and clamp the box (or flag the object lost)."""
         cfg = self.config
-        peak = self._peak(pred, window, neighbours=neighbours)
+        damped = [*neighbours, *self.distractors.active()] if cfg.use_distractors else neighbours
+        peak = self._peak(pred, window, neighbours=damped, rival=cfg.use_distractors)
         self.lost = peak.confidence < cfg.lost_threshold
         if self.lost:
+            self.distractors.clear()
             self._grow_search()
             return TrackerOutput(self.box, peak.confidence, True)
+        if cfg.use_distractors:
+            strong = peak.rival_score >= cfg.distractor_ratio * peak.confidence
+            self.distractors.observe(peak.rival if strong else None)
         self.search_growth = 1.0
         lr = peak.penalty * peak.confidence * cfg.size_lr
         w = self.box.w * (1 - lr) + peak.box.w * lr
@@ -352,10 +362,17 @@ class IBFPTracker:
         self._grow_search()
         return TrackerOutput(previous, score, True)
 
-    def _peak(self, pred: Prediction, window: CropWindow, unbias: bool = True, neighbours: Sequence[Box] = ()) -> Peak:
+    def _peak(
+        self,
+        pred: Prediction,
+        window: CropWindow,
+        unbias: bool = True,
+        neighbours: Sequence[Box] = (),
+        rival: bool = False,
+    ) -> Peak:
         """Mix the maps, penalise size change, damp the cells of `neighbours` (frame pixels), pick
         the peak and decode its box (frame pixels); `unbias`: with the first frame's box bias
-        taken out."""
+        taken out; `rival`: also the strongest undamped cell outside the peak's box."""
         cfg, mc = self.config, self.model.config
         centre = pred.centre[0, 0].float()
         score = centre
@@ -366,6 +383,7 @@ class IBFPTracker:
         penalty = self._size_penalty(ltrb, window.to_crop(self.box))
         pscore = score * penalty
         pscore = pscore * (1 - cfg.window_influence) + self.window * cfg.window_influence
+        undamped = pscore
         damped = self._neighbour_cells(window, neighbours, self.size8, mc.strides[0])
         if damped is not None:
             pscore = torch.where(damped, pscore * (1 - cfg.neighbour_damping), pscore)
@@ -376,8 +394,20 @@ class IBFPTracker:
         iy, ix = divmod(int(flat), score.shape[1])
         stride = mc.strides[0]
         px, py = (ix + 0.5) * stride, (iy + 0.5) * stride
+        own = Box.from_xyxy(px - l, py - t, px + r, py + b)  # crop pixels
+        peak = Peak(window.to_frame(own), min(max(raw_score, 0.0), 1.0), peak_penalty)
+        if not rival:
+            return peak
+        centres = (torch.arange(score.shape[0], device=score.device, dtype=torch.float32) + 0.5) * stride
+        ys, xs = centres[:, None], centres[None, :]
+        inside = (xs >= own.x) & (xs <= own.x2) & (ys >= own.y) & (ys <= own.y2)
+        other = torch.argmax(torch.where(inside, float("-inf"), undamped))
+        values = torch.stack([other.float(), score.flatten()[other], *ltrb.flatten(1)[:, other]])
+        flat, rival_score, l, t, r, b = values.tolist()
+        iy, ix = divmod(int(flat), score.shape[1])
+        px, py = (ix + 0.5) * stride, (iy + 0.5) * stride
         found = window.to_frame(Box.from_xyxy(px - l, py - t, px + r, py + b))
-        return Peak(found, min(max(raw_score, 0.0), 1.0), peak_penalty)
+        return replace(peak, rival=found, rival_score=min(max(rival_score, 0.0), 1.0))
 
     def _neighbour_cells(
         self, window: CropWindow, neighbours: Sequence[Box], size: int, stride: int
