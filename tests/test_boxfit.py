@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ibfp_cli.boxes import Box
-from ibfp_cli.evaluate.boxfit import SCALE_PROBES, box_fit, mean_fit, network_check, summarize
+from ibfp_cli.evaluate.boxfit import SCALE_PROBES, NetworkCheck, box_fit, mean_fit, network_check, summarize
 from ibfp_cli.evaluate.datasets import open_dataset
 from ibfp_cli.evaluate.report import bootstrap_interval
 from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
@@ -143,6 +144,18 @@ def test_scale_correction_and_the_size_a_tracker_settles_at(clip, bias):
     assert summary.size_ratio == pytest.approx(bias)
     assert summary.scale_correction == pytest.approx(0.5)
     assert summary.settled_size == pytest.approx(bias**2)
+
+
+def test_a_correction_near_zero_settles_nowhere_without_a_warning():
+    """A network that corrects 0.01% of a crop's scale error: the settled size overflows to inf."""
+    low, high = SCALE_PROBES[0], SCALE_PROBES[-1]
+    barely = np.exp(np.log([low, high]) * (1 - 1e-4))  # the probes' size ratios, nearly the crops'
+    check = NetworkCheck("seq", np.ones(3), np.full(3, 2.0), np.zeros(3), np.repeat(barely[:, None], 3, axis=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = summarize([check])
+    assert 0 < summary.scale_correction < 1e-3
+    assert summary.settled_size == math.inf  # a box 2x the truth, growing without end
 
 
 @pytest.mark.slow

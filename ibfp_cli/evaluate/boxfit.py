@@ -178,7 +178,8 @@ def summarize(checks: list[NetworkCheck]) -> NetworkSummary:
     correction = float(1 - (high - low) / (np.log(SCALE_PROBES[-1]) - np.log(SCALE_PROBES[0])))
     corrects = correction > 0 and not np.isclose(correction, 0.0)  # not rounding noise on a zero
     median_size = float(np.median(size))
-    settled = float(np.exp(np.log(median_size) / correction)) if corrects else nan
+    with np.errstate(over="ignore"):  # a correction near 0 never settles: inf
+        settled = float(np.exp(np.log(median_size) / correction)) if corrects else nan
     return NetworkSummary(
         frames=len(iou),
         iou=float(iou.mean()),
