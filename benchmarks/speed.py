@@ -394,7 +394,7 @@ def _print_acceptance(
             lines.append(f"one object: {backend} / torch = {ratio(('cpu', backend), repeated['cpu', 'torch'])}{target}")
     if ("cpu", "onnx-int8") in repeated:
         lines.append(f"one object: onnx-int8 / onnx = {ratio(('cpu', 'onnx-int8'), repeated['cpu', 'onnx'])}")
-    for backend, target in (("onnx", ""), ("onnx-int8", " (the default; issue 26 target >= 0.5)")):
+    for backend, target in (("onnx", " (the default; issue 26 target >= 0.5)"), ("onnx-int8", "")):
         if ("cpu", backend) in repeated and nano_runs:
             lines.append(f"one object: {backend} / NanoTrack = {ratio(('cpu', backend), nano_runs)}{target}")
     if ("cpu", "onnx") in batched_s:
