@@ -19,11 +19,13 @@ from conftest import write_sequence
 from test_mechanics import TINY
 
 from ibfp_cli.config import TrainConfig
+from ibfp_cli.errors import IBFPError
 from ibfp_cli.media.synthetic import SyntheticSpec
 from ibfp_cli.model.ibfp import IBFP
 from ibfp_cli.tracking.weights import read_checkpoint, save_weights
 from ibfp_cli.train import campaign
-from ibfp_cli.train.campaign import Recipe, end_stretch, find_start, run_campaign, warm_start
+from ibfp_cli.train.augment import AugmentConfig
+from ibfp_cli.train.campaign import Recipe, end_stretch, find_start, run_campaign, run_trial, warm_start
 from ibfp_cli.train.loop import CHECKPOINT
 from ibfp_cli.train.prepare import val_sequences
 
@@ -39,7 +41,8 @@ def recipe(tmp_path, monkeypatch) -> Recipe:
     monkeypatch.setenv(campaign.RUNS_ENV, str(tmp_path / "runs"))
     monkeypatch.setattr(campaign, "RESUME_DIR", tmp_path / "resume")
     log = tmp_path / "TRAINING.md"
-    log.write_text("# Training log\n\n" + campaign.LOG_HEADER + "\n")
+    log.write_text("# Training log\n\n## Short runs\n\n" + campaign.TRIAL_HEADER + "\n\n## Stretches\n\n"
+                   + campaign.LOG_HEADER + "\n")  # fmt: skip
     monkeypatch.setattr(campaign, "TRAINING_LOG", log)
     train = TrainConfig(batch_size=BATCH, warmup_steps=1, decay_every=10**9, max_steps=10**9)
     return Recipe(model=replace(TINY, norm_groups=0), start_from=str(start), train=train, synthetic=2)
@@ -83,6 +86,52 @@ def test_a_stretch_writes_a_resume_point_and_a_row_and_a_fresh_machine_continues
     table = campaign.TRAINING_LOG.read_text().splitlines()
     assert table[-2:] == [first.row(), second.row()]
     assert "run folder's checkpoint at step 5" in find_start("c", recipe).description
+
+
+def test_a_trial_forks_from_the_resume_point_trains_its_steps_and_is_adopted_as_a_stretch(recipe, tmp_path):
+    """A short run (issue 26.4): from the campaign's resume point, exactly `steps` steps of the
+    variant in its own run folder, a row in the short-run table; the campaign is left as it was
+    until `campaign save --from` takes the trial as its next stretch."""
+    data = tmp_path / "data"
+    write_sequence(data / "sot", sorted(val_sequences())[0], SyntheticSpec(width=160, height=120, frames=12, seed=2))
+    _steps(recipe, 2)
+    stretch = end_stretch("c", data, recipe=recipe)
+    campaign_checkpoint = (campaign.runs_root() / "c" / CHECKPOINT).read_bytes()
+
+    wide = replace(recipe, search_aug=AugmentConfig(scale=0.5, aspect=0.4))
+    said: list[str] = []
+    trial = run_trial("wide", None, data, steps=3, device="cpu", name="c", recipe=wide, say=said.append)
+    assert "committed resume point at step 2" in said[0]
+    assert (trial.step_from, trial.state.step, trial.state.pairs) == (2, 5, 5 * BATCH)
+    assert 0 < trial.network["iou"] <= 1
+    assert trial.row().startswith(f"| {trial.day} | wide | 2 -> 5 | 12 (20) |")
+    # the campaign is untouched: its resume point, its run folder
+    assert read_checkpoint(campaign.resume_point("c"))["meta"]["run"]["step"] == 2
+    assert (campaign.runs_root() / "c" / CHECKPOINT).read_bytes() == campaign_checkpoint
+
+    again = run_trial("wide", None, data, steps=3, device="cpu", name="c", recipe=wide, say=said.append)
+    assert "run folder's checkpoint at step 5" in said[-1] and again.state.step == 5  # done: only checked
+    lines = campaign.TRAINING_LOG.read_text().splitlines()
+    trials = lines.index(campaign.TRIAL_HEADER.splitlines()[0])
+    assert lines[trials + 2 : trials + 4] == [trial.row(), again.row()]
+    assert lines[-1] == stretch.row()  # the stretch table keeps its rows only
+
+    adopted = end_stretch("c", data, source=campaign.runs_root() / "c-trial-wide" / campaign.TRIAL_POINT, recipe=wide)
+    assert adopted.row().startswith(f"| {adopted.day} | 2 -> 5 | 12 (20) |")
+    assert read_checkpoint(campaign.resume_point("c"))["meta"]["run"]["step"] == 5
+    assert "committed resume point at step 5" in find_start("c", recipe).description
+
+
+def test_a_trial_names_its_variants_and_needs_a_resume_point(recipe, tmp_path):
+    with pytest.raises(IBFPError, match="control, wide-jitter, box-inside"):
+        run_trial("nope", None, tmp_path, steps=1, device="cpu", name="c")
+    with pytest.raises(IBFPError, match="no resume point"):
+        run_trial("control", None, tmp_path, steps=1, device="cpu", name="c", recipe=recipe)
+
+
+def test_the_training_log_holds_both_tables():
+    text = (campaign.SHIPPED_DIR / "TRAINING.md").read_text()
+    assert campaign.TRIAL_HEADER in text and campaign.LOG_HEADER in text
 
 
 def test_an_older_run_folder_checkpoint_is_set_aside_for_a_newer_resume_point(recipe):

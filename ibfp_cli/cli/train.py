@@ -250,6 +250,42 @@ def campaign_run(
     out.print(f"campaign {name}: step {state.step}, {state.pairs:,} pairs; checkpoint saved")
 
 
+@campaign_app.command("trial")
+def campaign_trial(
+    variant: Annotated[
+        str,
+        typer.Argument(
+            help="Recipe variant (TRIALS in ibfp_cli/train/campaign.py): control (the recipe as it stands), "
+            "wide-jitter, box-inside.",
+            show_default=False,
+        ),
+    ],
+    steps: Annotated[int, typer.Option(min=1, help="Steps to train from the campaign's resume point.")] = 1000,
+    crops: Annotated[Path, typer.Option(help="Crop cache from `ibfp train prepare`.")] = Path("cache/crops"),
+    data: Annotated[
+        Path, typer.Option(help="Data folder with the validation sequences (sot/, sot-train/).")
+    ] = DEFAULT_DATA,
+    name: CampaignName = "campaign",
+    device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
+) -> None:
+    """A short run to choose the recipe by: the variant trained STEPS steps from the campaign's
+    resume point (run folder $IBFP_RUNS/NAME-trial-VARIANT; killed, it resumes), then the network
+    check on the validation sequences and a row in weights/TRAINING.md's short-run table. Adopt the
+    winner with `ibfp train campaign save --from $IBFP_RUNS/NAME-trial-VARIANT/resume.pt`."""
+    from ..train.campaign import TRAINING_LOG, run_trial
+
+    def report(step: int, row: dict[str, float]) -> None:
+        err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
+
+    with reported_errors():
+        trial = run_trial(
+            variant, crops, data, steps=steps, device=device, backend=backend, name=name, say=err.print, report=report
+        )
+    out.print(trial.row())
+    out.print(f"row added to {TRAINING_LOG}")
+
+
 @campaign_app.command("save")
 def campaign_save(
     data: Annotated[

@@ -71,6 +71,20 @@ class Recipe:
 
 RECIPE = Recipe()
 
+# issue 26.4: short runs at equal pairs, each forked from the campaign's resume point, choose the
+# recipe by the network check; "control" is the recipe as it stands, the baseline of every comparison
+TRIALS: dict[str, Recipe] = {
+    "control": RECIPE,
+    # the shipped boxes are too small and the wrong shape on unseen footage: scale and aspect
+    # jitter of the search views widened again (campaign 0.3 / 0.2; SiamRPN++ 0.18 per side)
+    "wide-jitter": replace(RECIPE, search_aug=AugmentConfig(scale=0.5, aspect=0.4)),
+    # the box head trained on every cell inside the box, as FCOS-style heads (NanoTrack, LightTrack,
+    # SiamCAR) train it, instead of the paper's central 0.25 w x 0.25 h (Table II): the peak of a
+    # moving target is rarely the centre cell, and the box drawn there was never trained
+    "box-inside": replace(RECIPE, train=replace(RECIPE.train, loss=replace(RECIPE.train.loss, box_region=0.5))),
+}
+TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
+
 
 def runs_root() -> Path:
     """Where run folders live: $IBFP_RUNS, else ~/.cache/ibfp/runs."""
@@ -91,17 +105,17 @@ class Start:
     description: str
 
 
-def find_start(name: str, recipe: Recipe = RECIPE) -> Start:
-    """The newer of the run folder's checkpoint and the committed resume point, else a new
-    network from the recipe's starting weights."""
+def find_start(name: str, recipe: Recipe = RECIPE, committed: Path | None = None) -> Start:
+    """The newer of the run folder's checkpoint and the committed resume point (campaign `name`'s,
+    or `committed`), else a new network from the recipe's starting weights."""
     checkpoint = runs_root() / name / CHECKPOINT
     local = (
         RunState.from_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
         if checkpoint.is_file()
         else None
     )
-    committed = resume_point(name)
-    shared = RunState.from_dict(read_checkpoint(committed)["meta"]["run"]) if committed.is_file() else None
+    committed = committed or resume_point(name)
+    shared = _committed_state(committed)
     if local is not None and (shared is None or local.step >= shared.step):
         return Start(
             IBFP(recipe.model), None, f"resuming from the run folder's checkpoint at step {local.step} ({checkpoint})"
@@ -139,13 +153,19 @@ def run_campaign(
     say: Callable[[str], None] = print,
     report: Callable[[int, dict[str, float]], None] | None = None,
     recipe: Recipe = RECIPE,
+    fork_from: str | None = None,
+    steps: int | None = None,
 ) -> RunState:
-    """Train campaign `name` for `minutes` (None: until stopped) from wherever it stopped."""
+    """Train campaign `name` for `minutes` (None: until stopped) from wherever it stopped; a
+    trial starts from campaign `fork_from`'s resume point and stops `steps` steps after it."""
     from .api import training_sources
 
-    start = find_start(name, recipe)
+    committed = resume_point(fork_from or name)
+    start = find_start(name, recipe, committed)
     say(start.description)
     cfg = replace(recipe.train, model=recipe.model, batch_size=batch_size or recipe.train.batch_size)
+    if steps is not None:
+        cfg = replace(cfg, max_steps=(_committed_state(committed) or RunState()).step + steps)
     sources = training_sources(crops, recipe.synthetic, cfg.seed)
     if crops is not None and recipe.sampling.lookalike_fraction and not any(len(s.categories) for s in sources):
         say(
@@ -182,6 +202,7 @@ class Stretch:
     hours: dict[str, float]
     losses: dict[str, float]
     network: dict[str, float]
+    label: str | None = None  # a trial's variant: its own column after the date
 
     def row(self) -> str:
         hours = ", ".join(f"{h:.2f} {kind.upper()}" for kind, h in sorted(self.hours.items()) if h > 0)
@@ -191,13 +212,15 @@ class Stretch:
             for k in ("iou", "size_ratio", "aspect_error", "scale_correction")
         )
         pairs = f"{self.state.pairs - self.pairs_from:,} ({self.state.pairs:,})"
-        return f"| {self.day} | {self.step_from:,} -> {self.state.step:,} | {pairs} | {hours} | {loss} | {net} |"
+        day = self.day if self.label is None else f"{self.day} | {self.label}"
+        return f"| {day} | {self.step_from:,} -> {self.state.step:,} | {pairs} | {hours} | {loss} | {net} |"
 
 
 LOG_HEADER = (
     "| date | steps | pairs (all so far) | hours | loss total / centre / box / giou | "
     "network IoU / size ratio / aspect error / scale correction |\n|---|---|---|---|---|---|"
 )
+TRIAL_HEADER = LOG_HEADER.replace("| date |", "| date | trial |", 1).replace("|---|", "|---|---|", 1)
 
 
 def end_stretch(
@@ -213,18 +236,13 @@ def end_stretch(
     a device stretch brought back, its log.csv beside it), run the network check on the validation
     sequences with it, and append the stretch's row to weights/TRAINING.md."""
     if source is None:
-        checkpoint = runs_root() / name / CHECKPOINT
-        if not checkpoint.is_file():
-            raise IBFPError(f"no checkpoint in {checkpoint.parent}: run `ibfp train campaign run` first")
-        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        state, model = RunState.from_dict(data), IBFP(recipe.model)
-        model.load_state_dict(data["model"])
+        model, state = _run_folder_state(runs_root() / name, recipe)
     else:
         model, meta = load_model(source)
         state = RunState.from_dict(meta["run"])
     log = (runs_root() / name if source is None else source.parent) / LOG
     committed = resume_point(name)
-    before = RunState.from_dict(read_checkpoint(committed)["meta"]["run"]) if committed.is_file() else RunState()
+    before = _committed_state(committed) or RunState()
     if state.step <= before.step:
         raise IBFPError(
             f"{source or 'the run folder'} is at step {state.step}, the resume point already at {before.step}"
@@ -239,8 +257,57 @@ def end_stretch(
         _stretch_losses(log, before.step),
         validation_check(committed, data_dir, device=device, backend=backend),
     )
-    _append_row(stretch.row())
+    _append_row(stretch.row(), LOG_HEADER)
     return stretch
+
+
+def trial_name(variant: str, name: str = "campaign") -> str:
+    """The run folder of a trial of campaign `name`."""
+    return f"{name}-trial-{variant}"
+
+
+def run_trial(
+    variant: str,
+    crops: Path | None,
+    data_dir: Path,
+    *,
+    steps: int,
+    device: str,
+    backend: str = "auto",
+    name: str = "campaign",
+    recipe: Recipe | None = None,
+    say: Callable[[str], None] = print,
+    report: Callable[[int, dict[str, float]], None] | None = None,
+) -> Stretch:
+    """Train recipe variant `variant` (TRIALS, or `recipe`) for `steps` steps from campaign `name`'s
+    resume point, check the network on the validation sequences and add its row to the short-run
+    table of weights/TRAINING.md. Killed, it resumes; run again when done, it only checks."""
+    if recipe is None and variant not in TRIALS:
+        raise IBFPError(f"no trial {variant!r}: choose one of {', '.join(TRIALS)}")
+    recipe = recipe or TRIALS[variant]
+    base = _committed_state(resume_point(name))
+    if base is None:
+        raise IBFPError(f"campaign {name!r} has no resume point ({resume_point(name)}) to fork a trial from")
+    run_dir = runs_root() / trial_name(variant, name)
+    run_campaign(
+        run_dir.name, crops, minutes=None, device=device, say=say, report=report, recipe=recipe,
+        fork_from=name, steps=steps,
+    )  # fmt: skip
+    model, state = _run_folder_state(run_dir, recipe)
+    point = run_dir / TRIAL_POINT
+    save_resume_point(point, model, state, recipe)
+    trial = Stretch(
+        _today(),
+        base.step,
+        state,
+        base.pairs,
+        {k: (v - base.seconds.get(k, 0.0)) / 3600 for k, v in state.seconds.items()},
+        _stretch_losses(run_dir / LOG, base.step),
+        validation_check(point, data_dir, device=device, backend=backend),
+        label=variant,
+    )
+    _append_row(trial.row(), TRIAL_HEADER)
+    return trial
 
 
 def save_resume_point(path: Path, model: IBFP, state: RunState, recipe: Recipe = RECIPE) -> None:
@@ -280,11 +347,33 @@ def _stretch_losses(log: Path, after_step: int) -> dict[str, float]:
     return {k: float(rows[k].mean()) for k in ("total", "centre", "box", "giou")} if len(rows) else {}
 
 
-def _append_row(row: str) -> None:
-    text = TRAINING_LOG.read_text() if TRAINING_LOG.is_file() else ""
-    if LOG_HEADER not in text:
-        raise FileNotFoundError(f"{TRAINING_LOG} has no stretch table (header {LOG_HEADER.splitlines()[0]!r})")
-    TRAINING_LOG.write_text(text.rstrip("\n") + "\n" + row + "\n")
+def _run_folder_state(run_dir: Path, recipe: Recipe) -> tuple[IBFP, RunState]:
+    """The model and counters of a run folder's checkpoint."""
+    checkpoint = run_dir / CHECKPOINT
+    if not checkpoint.is_file():
+        raise IBFPError(f"no checkpoint in {run_dir}: run `ibfp train campaign run` first")
+    data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = IBFP(recipe.model)
+    model.load_state_dict(data["model"])
+    return model, RunState.from_dict(data)
+
+
+def _committed_state(path: Path) -> RunState | None:
+    """The counters of a committed resume point, None where there is none."""
+    return RunState.from_dict(read_checkpoint(path)["meta"]["run"]) if path.is_file() else None
+
+
+def _append_row(row: str, header: str) -> None:
+    """`row` at the end of the table under `header` in weights/TRAINING.md."""
+    lines = TRAINING_LOG.read_text().splitlines() if TRAINING_LOG.is_file() else []
+    first = header.splitlines()[0]
+    if first not in lines:
+        raise FileNotFoundError(f"{TRAINING_LOG} has no table with the header {first!r}")
+    end = lines.index(first) + 2
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    lines.insert(end, row)
+    TRAINING_LOG.write_text("\n".join(lines) + "\n")
 
 
 def _today() -> str:
