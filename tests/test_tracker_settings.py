@@ -1,4 +1,4 @@
-"""`--tracker-config KEY=VALUE`: IBFP settings set without writing a weights file (track, eval, export)."""
+"""`--tracker-config KEY=VALUE`: IBFP settings set without writing a weights file (track, batch, eval, export)."""
 
 from __future__ import annotations
 
@@ -121,3 +121,34 @@ def test_export_writes_the_settings_into_the_weights(tmp_path):
     _, meta = load_model(out)
     assert meta["tracker"]["size_lr"] == 0.2
     assert meta["tracker"]["search_area_scale"] == TrackerConfig().search_area_scale
+
+
+@pytest.mark.parametrize("workers", [None, 2])
+def test_batch_tracks_every_video_with_the_settings_given_as_track_does(dataset, tmp_path, workers):
+    """The settings reach every video, in this process and in worker processes alike."""
+    seed = pd.read_csv(dataset / "clip.gt.csv").iloc[0]
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text(f"video,frame,x,y,w,h\nclip,0,{seed.x},{seed.y},{seed.w},{seed.h}\n")
+    box = ["--box", f"{seed.x},{seed.y},{seed.w},{seed.h}"]
+    single = tmp_path / "single.csv"
+    track = ["track", str(dataset / "clip.mp4"), *box, "--device", "cpu", "--out", str(single)]
+    assert runner.invoke(app, [*track, "--tracker-config", "search_area_scale=3"]).exit_code == 0
+
+    def batch(out: Path, *settings: str):
+        args = ["batch", str(dataset), "--seeds", str(seeds), "--out-dir", str(out), "--device", "cpu"]
+        args += ["--workers", str(workers)] if workers else []
+        for item in settings:
+            args += ["--tracker-config", item]
+        return runner.invoke(app, args)
+
+    tuned, plain = tmp_path / "tuned", tmp_path / "plain"
+    assert batch(tuned, "search_area_scale=3").exit_code == 0
+    assert batch(plain).exit_code == 0
+    columns = ["frame", "x", "y", "w", "h"]
+    boxes = pd.read_csv(tuned / "clip.csv")
+    assert len(boxes) == CLIP.frames
+    pd.testing.assert_frame_equal(boxes[columns], pd.read_csv(single)[columns])
+    assert not boxes[columns].equals(pd.read_csv(plain / "clip.csv")[columns])
+    bad = batch(tmp_path / "bad", "sizelr=0.1")
+    assert bad.exit_code == 1 and "TrackerConfig has no setting 'sizelr'" in bad.output
+    assert not (tmp_path / "bad").exists()

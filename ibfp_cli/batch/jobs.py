@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..annotate.pipeline import Seed, track_to_file
 from ..errors import IBFPError
@@ -47,6 +47,7 @@ class TrackOptions:
     device: str = "auto"
     weights: Path | None = None
     backend: str = "auto"
+    tracker_config: dict[str, Any] = field(default_factory=dict)  # IBFP settings over the weights' own
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ def annotate(job: VideoJob, options: TrackOptions, report: FramesCallback | None
                 device=options.device,
                 backend=options.backend,
                 weights=options.weights,
+                tracker_options={"tracker_config": options.tracker_config},
                 progress=(lambda done, total: report("tracking", done, total)) if report else None,
             )
         if job.preview is not None:

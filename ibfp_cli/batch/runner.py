@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..annotate.pipeline import Seed, load_seeds
 from ..errors import IBFPError
@@ -44,6 +44,7 @@ def run_batch(
     device: str = "auto",
     backend: str = "auto",
     weights: str | os.PathLike[str] | None = None,
+    tracker_config: dict[str, Any] | None = None,
     render: bool = False,
     shard: Shard | None = None,
     workers: int | None = None,
@@ -59,7 +60,8 @@ def run_batch(
     `shard` keeps only that shard's seeded videos. `workers` videos run at once: here in
     worker processes (default 1, in this process), or as Ray actors with `ray` (default:
     as many as the cluster has room for). A video whose worker died is run again up to
-    `retries` times. Every result is also merged into `out_dir/batch.csv`.
+    `retries` times. `tracker_config`: IBFP tracker settings in place of the weights' own (as
+    `parse_settings` gives them). Every result is also merged into `out_dir/batch.csv`.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -72,7 +74,9 @@ def run_batch(
     if retries < 0:
         raise IBFPError(f"--retries must be 0 or more, not {retries}")
     out_dir = ensure_folder(out_dir)
-    options = TrackOptions(fmt, tracker, device, Path(weights) if weights is not None else None, backend)
+    options = TrackOptions(
+        fmt, tracker, device, Path(weights) if weights is not None else None, backend, dict(tracker_config or {})
+    )
 
     planned, jobs = _plan(folder, listing, seeds, out_dir, extension, render, shard)
     results = {r.video: r for r in planned}

@@ -21,6 +21,7 @@ from .common import (
     FORMAT_LIST,
     BackendOption,
     DeviceOption,
+    TrackerConfigOption,
     TrackerOption,
     WeightsOption,
     out,
@@ -68,6 +69,7 @@ def batch(
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
     weights: WeightsOption = None,
+    tracker_config: TrackerConfigOption = None,
     render: Annotated[bool, typer.Option(help="Also write a preview <video stem>.preview.mp4 per video.")] = False,
     workers: Annotated[
         int | None,
@@ -112,8 +114,11 @@ def batch(
     ] = DEFAULT_RETRIES,
 ) -> None:
     """Annotate every video of a folder from one seeds file; exit 1 if any video failed."""
+    from ..config import TrackerConfig, parse_settings
+
     cluster = RayOptions(ray, gpus_per_worker) if ray is not None else None
     with reported_errors(), _BatchBars() as bars:
+        settings = parse_settings(TrackerConfig, tracker_config or [])
         results = run_batch(
             folder,
             seeds,
@@ -123,6 +128,7 @@ def batch(
             device=device,
             backend=backend,
             weights=weights,
+            tracker_config=settings,
             render=render,
             shard=shard,
             workers=workers,
