@@ -88,7 +88,9 @@ def test_a_stretch_writes_a_resume_point_and_a_row_and_a_fresh_machine_continues
     assert "run folder's checkpoint at step 5" in find_start("c", recipe).description
 
 
-def test_a_trial_forks_from_the_resume_point_trains_its_steps_and_is_adopted_as_a_stretch(recipe, tmp_path):
+def test_a_trial_forks_from_the_resume_point_trains_its_steps_and_is_adopted_as_a_stretch(
+    recipe, tmp_path, monkeypatch
+):
     """A short run (issue 26.4): from the campaign's resume point, exactly `steps` steps of the
     variant in its own run folder, a row in the short-run table; the campaign is left as it was
     until `campaign save --from` takes the trial as its next stretch."""
@@ -109,11 +111,23 @@ def test_a_trial_forks_from_the_resume_point_trains_its_steps_and_is_adopted_as_
     assert read_checkpoint(campaign.resume_point("c"))["meta"]["run"]["step"] == 2
     assert (campaign.runs_root() / "c" / CHECKPOINT).read_bytes() == campaign_checkpoint
 
-    again = run_trial("wide", None, data, steps=3, device="cpu", name="c", recipe=wide, say=said.append)
-    assert "run folder's checkpoint at step 5" in said[-1] and again.state.step == 5  # done: only checked
+    assert trial.versus == "-"  # no control checked yet
+    control = run_trial("control", None, data, steps=3, device="cpu", name="c", recipe=recipe, say=said.append)
+    assert control.state.step == 5 and control.versus == "-"
+
+    def no_check(*args, **kwargs):
+        raise AssertionError("checked again")
+
+    with monkeypatch.context() as patch:  # done and checked: nothing is run again
+        patch.setattr(campaign, "validation_checks", no_check)
+        again = run_trial("wide", None, data, steps=3, device="cpu", name="c", recipe=wide, say=said.append)
+    assert "run folder's checkpoint at step 5" in said[-1] and again.state.step == 5
+    assert again.network == trial.network
+    gain = again.network["iou"] - control.network["iou"]  # one sequence: the pooled gain is the paired one
+    assert again.versus == f"{gain:+.3f} (90%: {gain:+.3f}..{gain:+.3f}), better on {int(gain > 0)} of 1"
     lines = campaign.TRAINING_LOG.read_text().splitlines()
     trials = lines.index(campaign.TRIAL_HEADER.splitlines()[0])
-    assert lines[trials + 2 : trials + 4] == [trial.row(), again.row()]
+    assert lines[trials + 2 : trials + 4] == [again.row(), control.row()]  # the trial's row replaced in place
     assert lines[-1] == stretch.row()  # the stretch table keeps its rows only
 
     adopted = end_stretch("c", data, source=campaign.runs_root() / "c-trial-wide" / campaign.TRIAL_POINT, recipe=wide)

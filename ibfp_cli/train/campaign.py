@@ -10,12 +10,13 @@ whichever of the two has the later step.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -29,6 +30,9 @@ from ..tracking.weights import SHIPPED_DIR, load_model, read_checkpoint, save_we
 from .augment import AugmentConfig
 from .data import PairSampler, SamplingConfig, image_batch
 from .loop import CHECKPOINT, LOG, RunState, train
+
+if TYPE_CHECKING:
+    from ..evaluate.boxfit import NetworkCheck
 
 RUNS_ENV = "IBFP_RUNS"
 DEFAULT_RUNS = Path.home() / ".cache" / "ibfp" / "runs"
@@ -74,7 +78,7 @@ RECIPE = Recipe()
 # issue 26.4: short runs at equal pairs, each forked from the campaign's resume point, choose the
 # recipe by the network check; "control" is the recipe as it stands, the baseline of every comparison
 TRIALS: dict[str, Recipe] = {
-    "control": RECIPE,
+    "control": RECIPE,  # CONTROL
     # the shipped boxes are too small and the wrong shape on unseen footage: scale and aspect
     # jitter of the search views widened again (campaign 0.3 / 0.2; SiamRPN++ 0.18 per side)
     "wide-jitter": replace(RECIPE, search_aug=AugmentConfig(scale=0.5, aspect=0.4)),
@@ -84,6 +88,8 @@ TRIALS: dict[str, Recipe] = {
     "box-inside": replace(RECIPE, train=replace(RECIPE.train, loss=replace(RECIPE.train.loss, box_region=0.5))),
 }
 TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
+TRIAL_CHECK = "check.json"  # a trial's network check, pooled and by sequence, in its run folder
+CONTROL = "control"
 
 
 def runs_root() -> Path:
@@ -203,6 +209,7 @@ class Stretch:
     losses: dict[str, float]
     network: dict[str, float]
     label: str | None = None  # a trial's variant: its own column after the date
+    versus: str = "-"  # a trial's network IoU against the control's, paired by sequence: the last column
 
     def row(self) -> str:
         hours = ", ".join(f"{h:.2f} {kind.upper()}" for kind, h in sorted(self.hours.items()) if h > 0)
@@ -213,14 +220,19 @@ class Stretch:
         )
         pairs = f"{self.state.pairs - self.pairs_from:,} ({self.state.pairs:,})"
         day = self.day if self.label is None else f"{self.day} | {self.label}"
-        return f"| {day} | {self.step_from:,} -> {self.state.step:,} | {pairs} | {hours} | {loss} | {net} |"
+        row = f"| {day} | {self.step_from:,} -> {self.state.step:,} | {pairs} | {hours} | {loss} | {net} |"
+        return row if self.label is None else f"{row} {self.versus} |"
 
 
 LOG_HEADER = (
     "| date | steps | pairs (all so far) | hours | loss total / centre / box / giou | "
     "network IoU / size ratio / aspect error / scale correction |\n|---|---|---|---|---|---|"
 )
-TRIAL_HEADER = LOG_HEADER.replace("| date |", "| date | trial |", 1).replace("|---|", "|---|---|", 1)
+TRIAL_HEADER = (
+    LOG_HEADER.replace("| date |", "| date | trial |", 1)
+    .replace(" |\n", " | network IoU against control, by sequence (90 %) |\n", 1)
+    .replace("|---|", "|---|---|---|", 1)
+)
 
 
 def end_stretch(
@@ -294,8 +306,18 @@ def run_trial(
         fork_from=name, steps=steps,
     )  # fmt: skip
     model, state = _run_folder_state(run_dir, recipe)
-    point = run_dir / TRIAL_POINT
-    save_resume_point(point, model, state, recipe)
+    check = _trial_check(run_dir)
+    if check is None or check["step"] != state.step:  # a check already made at this step is kept
+        point = run_dir / TRIAL_POINT
+        save_resume_point(point, model, state, recipe)
+        checks = validation_checks(point, data_dir, device=device, backend=backend)
+        check = {"step": state.step, "pooled": _pooled(checks), "by_sequence": _by_sequence(checks)}
+        with atomic_output(run_dir / TRIAL_CHECK) as tmp:
+            tmp.write_text(json.dumps(check, indent=1))
+    control = _trial_check(runs_root() / trial_name(CONTROL, name))
+    versus = "-"
+    if variant != CONTROL and control is not None:
+        versus = paired_gain(check["by_sequence"], control["by_sequence"])
     trial = Stretch(
         _today(),
         base.step,
@@ -303,11 +325,26 @@ def run_trial(
         base.pairs,
         {k: (v - base.seconds.get(k, 0.0)) / 3600 for k, v in state.seconds.items()},
         _stretch_losses(run_dir / LOG, base.step),
-        validation_check(point, data_dir, device=device, backend=backend),
+        check["pooled"],
         label=variant,
+        versus=versus,
     )
-    _append_row(trial.row(), TRIAL_HEADER)
+    _append_row(trial.row(), TRIAL_HEADER, same=f"| {variant} | {base.step:,} -> {state.step:,} |")
     return trial
+
+
+def paired_gain(trial: dict[str, float], control: dict[str, float]) -> str:
+    """Mean network IoU gain over the control by sequence, its bootstrap interval and how many
+    sequences gained, as the short-run table writes it."""
+    from ..evaluate.report import BOOTSTRAP_LEVEL, bootstrap_interval
+
+    gains = [trial[s] - control[s] for s in sorted(trial.keys() & control.keys())]
+    if not gains:
+        return "-"
+    low, high = bootstrap_interval(gains)
+    better = sum(g > 0 for g in gains)
+    mean = sum(gains) / len(gains)
+    return f"{mean:+.3f} ({BOOTSTRAP_LEVEL:.0%}: {low:+.3f}..{high:+.3f}), better on {better} of {len(gains)}"
 
 
 def save_resume_point(path: Path, model: IBFP, state: RunState, recipe: Recipe = RECIPE) -> None:
@@ -321,7 +358,11 @@ def save_resume_point(path: Path, model: IBFP, state: RunState, recipe: Recipe =
 
 def validation_check(weights: Path, data_dir: Path, *, device: str, backend: str) -> dict[str, float]:
     """The network check (`ibfp eval --network-check`) pooled over the validation sequences."""
-    from ..evaluate.boxfit import summarize
+    return _pooled(validation_checks(weights, data_dir, device=device, backend=backend))
+
+
+def validation_checks(weights: Path, data_dir: Path, *, device: str, backend: str) -> list[NetworkCheck]:
+    """The network check on each validation sequence."""
     from ..evaluate.datasets import open_dataset
     from ..evaluate.runner import run_network_check
     from .prepare import SOT_FOLDERS, val_sequences
@@ -334,8 +375,23 @@ def validation_check(weights: Path, data_dir: Path, *, device: str, backend: str
         for s in open_dataset(data_dir / folder)
         if s.name in names
     ]
-    summary = summarize(run_network_check(sequences, weights, device, backend))
-    return {k: float(v) for k, v in vars(summary).items()}
+    return run_network_check(sequences, weights, device, backend)
+
+
+def _pooled(checks: list[NetworkCheck]) -> dict[str, float]:
+    from ..evaluate.boxfit import summarize
+
+    return {k: float(v) for k, v in vars(summarize(checks)).items()}
+
+
+def _by_sequence(checks: list[NetworkCheck]) -> dict[str, float]:
+    """Mean network IoU of each sequence checked."""
+    return {c.sequence: float(c.iou.mean()) for c in checks if c.frames}
+
+
+def _trial_check(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / TRIAL_CHECK
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _stretch_losses(log: Path, after_step: int) -> dict[str, float]:
@@ -363,8 +419,9 @@ def _committed_state(path: Path) -> RunState | None:
     return RunState.from_dict(read_checkpoint(path)["meta"]["run"]) if path.is_file() else None
 
 
-def _append_row(row: str, header: str) -> None:
-    """`row` at the end of the table under `header` in weights/TRAINING.md."""
+def _append_row(row: str, header: str, same: str | None = None) -> None:
+    """`row` at the end of the table under `header` in weights/TRAINING.md, or in place of the
+    table's row that holds `same`."""
     lines = TRAINING_LOG.read_text().splitlines() if TRAINING_LOG.is_file() else []
     first = header.splitlines()[0]
     if first not in lines:
@@ -372,7 +429,12 @@ def _append_row(row: str, header: str) -> None:
     end = lines.index(first) + 2
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
-    lines.insert(end, row)
+    rows = range(lines.index(first) + 2, end)
+    earlier = [i for i in rows if same is not None and same in lines[i]]
+    if earlier:
+        lines[earlier[-1]] = row
+    else:
+        lines.insert(end, row)
     TRAINING_LOG.write_text("\n".join(lines) + "\n")
 
 
