@@ -211,6 +211,20 @@ class Stretch:
     label: str | None = None  # a trial's variant: its own column after the date
     versus: str = "-"  # a trial's network IoU against the control's, paired by sequence: the last column
 
+    @staticmethod
+    def between(
+        before: RunState,
+        state: RunState,
+        log: Path,
+        network: dict[str, float],
+        label: str | None = None,
+        versus: str = "-",
+    ) -> Stretch:
+        """Today's row for training from `before` to `state`, its losses from the run's `log`."""
+        hours = {k: (v - before.seconds.get(k, 0.0)) / 3600 for k, v in state.seconds.items()}
+        losses = _stretch_losses(log, before.step)
+        return Stretch(_today(), before.step, state, before.pairs, hours, losses, network, label, versus)
+
     def row(self) -> str:
         hours = ", ".join(f"{h:.2f} {kind.upper()}" for kind, h in sorted(self.hours.items()) if h > 0)
         loss = " / ".join(f"{self.losses.get(k, float('nan')):.3f}" for k in ("total", "centre", "box", "giou"))
@@ -260,15 +274,7 @@ def end_stretch(
             f"{source or 'the run folder'} is at step {state.step}, the resume point already at {before.step}"
         )
     save_resume_point(committed, model, state, recipe)
-    stretch = Stretch(
-        _today(),
-        before.step,
-        state,
-        before.pairs,
-        {k: (v - before.seconds.get(k, 0.0)) / 3600 for k, v in state.seconds.items()},
-        _stretch_losses(log, before.step),
-        validation_check(committed, data_dir, device=device, backend=backend),
-    )
+    stretch = Stretch.between(before, state, log, validation_check(committed, data_dir, device=device, backend=backend))
     _append_row(stretch.row(), LOG_HEADER)
     return stretch
 
@@ -318,17 +324,7 @@ def run_trial(
     versus = "-"
     if variant != CONTROL and control is not None:
         versus = paired_gain(check["by_sequence"], control["by_sequence"])
-    trial = Stretch(
-        _today(),
-        base.step,
-        state,
-        base.pairs,
-        {k: (v - base.seconds.get(k, 0.0)) / 3600 for k, v in state.seconds.items()},
-        _stretch_losses(run_dir / LOG, base.step),
-        check["pooled"],
-        label=variant,
-        versus=versus,
-    )
+    trial = Stretch.between(base, state, run_dir / LOG, check["pooled"], label=variant, versus=versus)
     _append_row(trial.row(), TRIAL_HEADER, same=f"| {variant} | {base.step:,} -> {state.step:,} |")
     return trial
 
