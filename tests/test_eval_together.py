@@ -113,6 +113,21 @@ def test_a_later_object_is_seeded_on_its_first_annotated_frame(swapping, tmp_pat
     assert row.auc == pytest.approx(20 / 21)  # both boxes exact wherever scored
 
 
+def test_the_object_scored_alone_is_the_lowest_id_on_the_first_frame(swapping, tmp_path) -> None:
+    """Object 1 enters at frame 3: object 2, there from frame 0, is scored alone; both are tracked together."""
+    rows = [(f, 1, LEFT) for f in range(3, FRAMES)] + [(f, 2, RIGHT) for f in range(FRAMES)]
+    _write_gt(swapping / "swap.gt.csv", rows)
+    (sequence,) = open_dataset(swapping)
+    assert sequence.object_ids == (1, 2)
+    np.testing.assert_array_equal(sequence.gt, sequence.objects[1])
+    report = run_evaluation(swapping, ["test-constant"], tmp_path / "out", workers=1)
+    assert report.per_sequence.loc[0, "auc"] == pytest.approx(20 / 21)  # object 2's constant box is exact
+    assert report.together.set_index("sequence").loc["swap", "objects"] == 2
+    _write_gt(swapping / "swap.gt.csv", [(f, i, LEFT) for f in range(3, FRAMES) for i in (1, 2)])
+    with pytest.raises(FormatError, match="no ground-truth box on its first frame"):
+        open_dataset(swapping)
+
+
 LOOKALIKES = replace(LOOKALIKE_CLIP, distractors=1, seed=104)
 """Two look-alikes whose paths cross (the clip of tests/test_identity.py)."""
 

@@ -62,7 +62,8 @@ class Sequence:
 
     gt: (N, 4) float x, y, w, h, 0-based, NaN rows where absent; absent: (N,) bool. A ground
     truth with several objects (`GT_CSV_OBJECT_COLUMNS`) also gives `objects`: (M, N, 4), every
-    object's boxes in `object_ids` order, NaN where absent; `gt` is its first (lowest id) object.
+    object's boxes in `object_ids` order, NaN where absent; `gt` is the lowest-id object annotated
+    on the first frame.
     """
 
     name: str
@@ -239,7 +240,9 @@ def _read_project_sequence(gt_csv: Path) -> Sequence:
     ids, gt, absent = read_gt_objects(gt_csv)
     if len(ids) == 1:
         return Sequence(stem, video, gt[0], absent[0])
-    return Sequence(stem, video, gt[0], absent[0], objects=gt, object_ids=ids)
+    present = np.flatnonzero(~absent[:, 0])  # objects annotated on the first frame
+    first = int(present[0]) if len(present) else 0  # none: Sequence says so in one line
+    return Sequence(stem, video, gt[first], absent[first], objects=gt, object_ids=ids)
 
 
 def _gt_csv_for(video: Path) -> Path:
