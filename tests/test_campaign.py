@@ -130,10 +130,31 @@ def test_a_trial_forks_from_the_resume_point_trains_its_steps_and_is_adopted_as_
     assert lines[trials + 2 : trials + 4] == [again.row(), control.row()]  # the trial's row replaced in place
     assert lines[-1] == stretch.row()  # the stretch table keeps its rows only
 
-    adopted = end_stretch("c", data, source=campaign.runs_root() / "c-trial-wide" / campaign.TRIAL_POINT, recipe=wide)
+    with monkeypatch.context() as patch:  # the trial's check is the stretch's: not run again
+        patch.setattr(campaign, "validation_checks", no_check)
+        adopted = end_stretch(
+            "c", data, source=campaign.runs_root() / "c-trial-wide" / campaign.TRIAL_POINT, recipe=wide
+        )
+    assert adopted.network == trial.network
     assert adopted.row().startswith(f"| {adopted.day} | 2 -> 5 | 12 (20) |")
     assert read_checkpoint(campaign.resume_point("c"))["meta"]["run"]["step"] == 5
     assert "committed resume point at step 5" in find_start("c", recipe).description
+
+
+def test_a_trial_may_change_the_architecture_and_keeps_every_tensor(recipe, tmp_path):
+    """A smaller search crop (issue 26.5) forks from the resume point with all of its tensors."""
+    data = tmp_path / "data"
+    write_sequence(data / "sot", sorted(val_sequences())[0], SyntheticSpec(width=160, height=120, frames=12, seed=2))
+    _steps(recipe, 2)
+    end_stretch("c", data, recipe=recipe)
+    small = replace(recipe, model=replace(recipe.model, input_size=96))
+    start = find_start("c-trial-small", small, campaign.resume_point("c"))
+    committed = read_checkpoint(campaign.resume_point("c"))["state_dict"]
+    assert start.model.config.input_size == 96
+    assert all(torch.equal(start.model.state_dict()[k], v) for k, v in committed.items())
+    trial = run_trial("small", None, data, steps=1, device="cpu", name="c", recipe=small, say=lambda _: None)
+    point = read_checkpoint(campaign.runs_root() / "c-trial-small" / campaign.TRIAL_POINT)
+    assert point["config"]["input_size"] == 96 and trial.state.step == 3 and trial.network["frames"] > 0
 
 
 def test_a_trial_names_its_variants_and_needs_a_resume_point(recipe, tmp_path):

@@ -86,6 +86,9 @@ TRIALS: dict[str, Recipe] = {
     # SiamCAR) train it, instead of the paper's central 0.25 w x 0.25 h (Table II): the peak of a
     # moving target is rarely the centre cell, and the box drawn there was never trained
     "box-inside": replace(RECIPE, train=replace(RECIPE.train, loss=replace(RECIPE.train.loss, box_region=0.5))),
+    # issue 26.5: 224 px crops instead of the paper's 288 run 1.6x faster (benchmarks/lean.py); every
+    # tensor is kept, so a short run says what the smaller crops cost in accuracy
+    "search-224": replace(RECIPE, model=replace(RECIPE.model, input_size=224)),
 }
 TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
 TRIAL_CHECK = "check.json"  # a trial's network check, pooled and by sequence, in its run folder
@@ -127,7 +130,7 @@ def find_start(name: str, recipe: Recipe = RECIPE, committed: Path | None = None
             IBFP(recipe.model), None, f"resuming from the run folder's checkpoint at step {local.step} ({checkpoint})"
         )
     if shared is not None:
-        model, _ = load_model(committed)
+        model = transplant(load_model(committed)[0], recipe.model)  # a trial may change the architecture
         if local is not None:  # older than the resume point: set aside, never mixed in
             checkpoint.replace(checkpoint.with_suffix(f".step{local.step}.pt"))
         return Start(
@@ -142,7 +145,15 @@ def warm_start(recipe: Recipe) -> IBFP:
     """A network of the recipe's architecture with every tensor of the starting weights that has
     the same name and shape (norm scales and shifts included); the rest as initialised."""
     source, _ = load_model(SHIPPED_DIR / recipe.start_from)
-    model = IBFP(recipe.model)
+    return transplant(source, recipe.model)
+
+
+def transplant(source: IBFP, config: ModelConfig) -> IBFP:
+    """A network of architecture `config` with every tensor of `source` of the same name and
+    shape; the rest as initialised (`source` itself where the architecture is the same)."""
+    if source.config == config:
+        return source
+    model = IBFP(config)
     own = model.state_dict()
     taken = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(taken, strict=False)
@@ -259,8 +270,9 @@ def end_stretch(
     recipe: Recipe = RECIPE,
 ) -> Stretch:
     """Write the resume point from the run folder's checkpoint (or from `source`, a resume point
-    a device stretch brought back, its log.csv beside it), run the network check on the validation
-    sequences with it, and append the stretch's row to weights/TRAINING.md."""
+    a device stretch or a trial brought back, its log.csv beside it), run the network check on the
+    validation sequences with it (a trial's own check, made at the same step, is taken as it is),
+    and append the stretch's row to weights/TRAINING.md."""
     if source is None:
         model, state = _run_folder_state(runs_root() / name, recipe)
     else:
@@ -274,7 +286,12 @@ def end_stretch(
             f"{source or 'the run folder'} is at step {state.step}, the resume point already at {before.step}"
         )
     save_resume_point(committed, model, state, recipe)
-    stretch = Stretch.between(before, state, log, validation_check(committed, data_dir, device=device, backend=backend))
+    checked = _trial_check(source.parent) if source is not None else None  # a trial checked at this step
+    if checked is not None and checked["step"] == state.step:
+        network = checked["pooled"]
+    else:
+        network = validation_check(committed, data_dir, device=device, backend=backend)
+    stretch = Stretch.between(before, state, log, network)
     _append_row(stretch.row(), LOG_HEADER)
     return stretch
 
