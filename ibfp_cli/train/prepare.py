@@ -176,7 +176,12 @@ def load_crop_cache(cache_dir: Path) -> list[Source]:
                 np.stack(frames),
                 rows[["x", "y", "w", "h"]].to_numpy(np.float32),
                 rows.frame.to_numpy(),
-                rows.category.fillna("").astype(str).to_numpy() if "category" in rows else np.array([], dtype=str),
+                _categories(rows.category) if "category" in rows else np.array([], dtype=str),
             )
         )
     return sources
+
+
+def _categories(column: pd.Series) -> np.ndarray:
+    """Category names, "" where none (a column pandas read as all-empty numbers included)."""
+    return np.where(column.notna(), column.astype(str), "")
