@@ -157,8 +157,21 @@ def test_a_trial_may_change_the_architecture_and_keeps_every_tensor(recipe, tmp_
     assert point["config"]["input_size"] == 96 and trial.state.step == 3 and trial.network["frames"] > 0
 
 
+def test_a_shallower_head_keeps_its_first_layers_and_its_prediction_layer():
+    torch.manual_seed(0)
+    deep = IBFP(replace(TINY, norm_groups=0))
+    shallow = campaign.transplant(deep, replace(deep.config, head_layers=2)).state_dict()
+    before = deep.state_dict()
+    last = deep.config.head_layers - 1
+    for branch in ("centre", "box"):
+        assert torch.equal(shallow[f"head.{branch}.0.0.weight"], before[f"head.{branch}.0.0.weight"])
+        for param in ("weight", "bias"):  # the prediction layer moves from index 4 to index 1
+            assert torch.equal(shallow[f"head.{branch}.1.{param}"], before[f"head.{branch}.{last}.{param}"])
+        assert not any(k.startswith(f"head.{branch}.2.") for k in shallow)
+
+
 def test_a_trial_names_its_variants_and_needs_a_resume_point(recipe, tmp_path):
-    with pytest.raises(IBFPError, match="control, wide-jitter, box-inside"):
+    with pytest.raises(IBFPError, match="control, wide-jitter, backbone-fast"):
         run_trial("nope", None, tmp_path, steps=1, device="cpu", name="c")
     with pytest.raises(IBFPError, match="no resume point"):
         run_trial("control", None, tmp_path, steps=1, device="cpu", name="c", recipe=recipe)

@@ -256,7 +256,7 @@ def campaign_trial(
         str,
         typer.Argument(
             help="Recipe variant (TRIALS in ibfp_cli/train/campaign.py): control (the recipe as it stands), "
-            "wide-jitter, box-inside, search-224.",
+            "wide-jitter, backbone-fast, search-224, lean (224 px crops, 2-layer head branches).",
             show_default=False,
         ),
     ],
