@@ -157,6 +157,21 @@ def test_a_trial_may_change_the_architecture_and_keeps_every_tensor(recipe, tmp_
     assert point["config"]["input_size"] == 96 and trial.state.step == 3 and trial.network["frames"] > 0
 
 
+def test_a_trial_from_shipped_weights_trains_the_box_branch_alone_from_step_0(recipe, tmp_path):
+    """A trial that does not fork (box-040): from the starting weights at step 0, with no resume
+    point needed, and only the head's box branch moves."""
+    data = tmp_path / "data"
+    write_sequence(data / "sot", sorted(val_sequences())[0], SyntheticSpec(width=160, height=120, frames=12, seed=2))
+    box_only = replace(recipe, fork=False, train=replace(recipe.train, trainable="box"))
+    said: list[str] = []
+    trial = run_trial("box", None, data, steps=2, device="cpu", name="c", recipe=box_only, say=said.append)
+    assert "new campaign from" in said[0] and (trial.step_from, trial.state.step) == (0, 2)
+    before = campaign.warm_start(box_only).state_dict()
+    after = read_checkpoint(campaign.runs_root() / "c-trial-box" / campaign.TRIAL_POINT)["state_dict"]
+    moved = {k for k, v in before.items() if v.is_floating_point() and not torch.equal(after[k], v.float())}
+    assert moved and all(k.startswith("head.box.") for k in moved)
+
+
 def test_a_shallower_head_keeps_its_first_layers_and_its_prediction_layer():
     torch.manual_seed(0)
     deep = IBFP(replace(TINY, norm_groups=0))

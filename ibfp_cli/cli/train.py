@@ -256,7 +256,8 @@ def campaign_trial(
         str,
         typer.Argument(
             help="Recipe variant (TRIALS in ibfp_cli/train/campaign.py): control (the recipe as it stands), "
-            "wide-jitter, backbone-fast, search-224, lean (224 px crops, 2-layer head branches).",
+            "wide-jitter, backbone-fast, search-224, lean (224 px crops, 2-layer head branches), "
+            "box-040 (the shipped 0.4.0, its box branch alone trained on, from step 0).",
             show_default=False,
         ),
     ],

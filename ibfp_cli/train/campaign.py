@@ -75,6 +75,8 @@ class Recipe:
         default_factory=lambda: AugmentConfig(shift=0.1, scale=0.05, aspect=0.0, flip_probability=0.0)
     )
     synthetic: int = 16  # generated look-alike clips beside the crop cache (shipped run: 16)
+    # a trial starts from the campaign's resume point; False: from `start_from` at step 0
+    fork: bool = True
     # issue 26.2, from step 10,000: half the negatives are another object of the template's category
     # (DaSiamRPN's semantic negatives; issue 28: IBFP loses targets to look-alikes)
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(lookalike_fraction=0.5))
@@ -98,6 +100,13 @@ TRIALS: dict[str, Recipe] = {
     # issue 26.5: 224 px crops and head branches of 2 layers (one hidden, one prediction) instead of
     # 5: the only variant of benchmarks/lean.py at 0.5x NanoTrack (0.56x with int8, 2026-12-06)
     "lean": replace(RECIPE, model=replace(RECIPE.model, input_size=224, head_layers=2)),
+    # the shipped 0.4.0 with only its box branch trained on (fresh views, box loss inside the box):
+    # checkpoints of the whole network fit boxes better but lose targets to look-alikes that 0.4.0
+    # keeps (steps 19,000 and 33,400, TRAINING.md); its features, centre and online branches, which
+    # decide where the target is, stay exactly as shipped. At the campaign's main rate (3e-4)
+    "box-040": replace(
+        RECIPE, start_from="ibfp-0.4.0.pt", fork=False, train=replace(RECIPE.train, trainable="box", learning_rate=3e-4)
+    ),
 }
 TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
 TRIAL_CHECK = "check.json"  # a trial's network check, pooled and by sequence, in its run folder
@@ -357,13 +366,13 @@ def run_trial(
     if recipe is None and variant not in TRIALS:
         raise IBFPError(f"no trial {variant!r}: choose one of {', '.join(TRIALS)}")
     recipe = recipe or TRIALS[variant]
-    base = _committed_state(resume_point(name))
+    base = _committed_state(resume_point(name)) if recipe.fork else RunState()
     if base is None:
         raise IBFPError(f"campaign {name!r} has no resume point ({resume_point(name)}) to fork a trial from")
     run_dir = runs_root() / trial_name(variant, name)
     run_campaign(
         run_dir.name, crops, minutes=None, device=device, say=say, report=report, recipe=recipe,
-        fork_from=name, steps=steps,
+        fork_from=name if recipe.fork else None, steps=steps,
     )  # fmt: skip
     model, state = _run_folder_state(run_dir, recipe)
     check = _trial_check(run_dir)
