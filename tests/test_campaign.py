@@ -140,6 +140,11 @@ def test_a_trial_forks_from_the_resume_point_trains_its_steps_and_is_adopted_as_
     assert read_checkpoint(campaign.resume_point("c"))["meta"]["run"]["step"] == 5
     assert "committed resume point at step 5" in find_start("c", recipe).description
 
+    with monkeypatch.context() as patch:  # adopted, the trial run again is still done: no step more
+        patch.setattr(campaign, "validation_checks", no_check)
+        after = run_trial("wide", None, data, steps=3, device="cpu", name="c", recipe=wide, say=said.append)
+    assert (after.step_from, after.state.step) == (2, 5) and after.row().startswith(f"| {after.day} | wide | 2 -> 5 |")
+
 
 def test_a_trial_may_change_the_architecture_and_keeps_every_tensor(recipe, tmp_path):
     """A smaller search crop (issue 26.5) forks from the resume point with all of its tensors."""

@@ -261,7 +261,7 @@ def campaign_trial(
             show_default=False,
         ),
     ],
-    steps: Annotated[int, typer.Option(min=1, help="Steps to train from the campaign's resume point.")] = 1000,
+    steps: Annotated[int, typer.Option(min=1, help="Steps to train from the trial's fork point.")] = 1000,
     crops: Annotated[Path, typer.Option(help="Crop cache from `ibfp train prepare`.")] = Path("cache/crops"),
     data: Annotated[
         Path, typer.Option(help="Data folder with the validation sequences (sot/, sot-train/).")

@@ -109,6 +109,7 @@ TRIALS: dict[str, Recipe] = {
     ),
 }
 TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
+TRIAL_FORK = "fork.json"  # the counters of the resume point a trial forked from, in its run folder
 TRIAL_CHECK = "check.json"  # a trial's network check, pooled and by sequence, in its run folder
 CONTROL = "control"
 
@@ -217,18 +218,18 @@ def run_campaign(
     report: Callable[[int, dict[str, float]], None] | None = None,
     recipe: Recipe = RECIPE,
     fork_from: str | None = None,
-    steps: int | None = None,
+    until: int | None = None,
 ) -> RunState:
     """Train campaign `name` for `minutes` (None: until stopped) from wherever it stopped; a
-    trial starts from campaign `fork_from`'s resume point and stops `steps` steps after it."""
+    trial starts from campaign `fork_from`'s resume point and stops at step `until`."""
     from .api import training_sources
 
     committed = resume_point(fork_from or name)
     start = find_start(name, recipe, committed)
     say(start.description)
     cfg = replace(recipe.train, model=recipe.model, batch_size=batch_size or recipe.train.batch_size)
-    if steps is not None:
-        cfg = replace(cfg, max_steps=(_committed_state(committed) or RunState()).step + steps)
+    if until is not None:
+        cfg = replace(cfg, max_steps=until)
     sources = training_sources(crops, recipe.synthetic, cfg.seed)
     if crops is not None and recipe.sampling.lookalike_fraction and not any(len(s.categories) for s in sources):
         say(
@@ -366,13 +367,13 @@ def run_trial(
     if recipe is None and variant not in TRIALS:
         raise IBFPError(f"no trial {variant!r}: choose one of {', '.join(TRIALS)}")
     recipe = recipe or TRIALS[variant]
-    base = _committed_state(resume_point(name)) if recipe.fork else RunState()
+    run_dir = runs_root() / trial_name(variant, name)
+    base = _trial_fork(run_dir, resume_point(name) if recipe.fork else None)
     if base is None:
         raise IBFPError(f"campaign {name!r} has no resume point ({resume_point(name)}) to fork a trial from")
-    run_dir = runs_root() / trial_name(variant, name)
     run_campaign(
         run_dir.name, crops, minutes=None, device=device, say=say, report=report, recipe=recipe,
-        fork_from=name if recipe.fork else None, steps=steps,
+        fork_from=name if recipe.fork else None, until=base.step + steps,
     )  # fmt: skip
     model, state = _run_folder_state(run_dir, recipe)
     check = _trial_check(run_dir)
@@ -390,6 +391,23 @@ def run_trial(
     trial = Stretch.between(base, state, run_dir / LOG, check["pooled"], label=variant, versus=versus)
     _append_row(trial.row(), TRIAL_HEADER, same=f"| {variant} | {base.step:,} -> {state.step:,} |")
     return trial
+
+
+def _trial_fork(run_dir: Path, committed: Path | None) -> RunState | None:
+    """Where a trial forked: recorded in its run folder while its checkpoint is at or past the
+    resume point `committed` (so a trial adopted, or run again when done, keeps its steps);
+    else the resume point's counters (step 0 without one), recorded afresh. None: no resume point."""
+    record, checkpoint = run_dir / TRIAL_FORK, run_dir / CHECKPOINT
+    shared = _committed_state(committed) if committed is not None else RunState()
+    if record.is_file() and checkpoint.is_file():
+        own = RunState.from_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        if shared is None or own.step >= shared.step:
+            return RunState.from_dict(json.loads(record.read_text()))
+    if shared is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_output(record) as tmp:
+            tmp.write_text(json.dumps(shared.to_dict()))
+    return shared
 
 
 def paired_gain(trial: dict[str, float], control: dict[str, float]) -> str:
