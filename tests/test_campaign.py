@@ -294,6 +294,42 @@ def test_device_stretch_dry_run_packs_trains_and_brings_back_a_resume_point_the_
     assert log.read_text().splitlines()[-1] == stretch.row()
 
 
+def test_device_trials_dry_run_trains_equal_steps_and_the_cpu_checks_what_comes_back(tmp_path, monkeypatch):
+    """Short runs on a GPU stretch (`--trials`): the control for its share of the minutes, the
+    variant as many steps from the same fork; each folder brought back is checked and logged here."""
+    from ibfp_cli.train import device_stretch
+    from ibfp_cli.train.prepare import prepare_crop_cache
+
+    data = tmp_path / "data"
+    write_sequence(data / "sot", "clip", SyntheticSpec(width=320, height=240, frames=40, seed=4))  # trained on
+    write_sequence(data / "sot", sorted(val_sequences())[0], SyntheticSpec(width=160, height=120, frames=12, seed=2))
+    prepare_crop_cache(data, tmp_path / "crops")
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    monkeypatch.setenv(campaign.RUNS_ENV, str(runs))
+    args = ["run", "--pack", str(tmp_path / "crops"), "--out", str(out), "--device", "cpu", "--minutes", "0.1"]
+    trials = ["--trials", "control,search-224"]
+    device_stretch.main([*args, "--workers", "0", "--batch", "2", "--runs", str(runs), *trials])
+    ends = {}
+    for variant in ("control", "search-224"):
+        folder = out / campaign.trial_name(variant)
+        assert {p.name for p in folder.iterdir()} == {"resume.pt", "fork.json", "log.csv", "summary.json"}
+        ends[variant] = read_checkpoint(folder / campaign.TRIAL_POINT)["meta"]["run"]["step"]
+    fork = json.loads((out / campaign.trial_name("control") / campaign.TRIAL_FORK).read_text())["step"]
+    assert ends["control"] > fork and ends["search-224"] == ends["control"]  # equal pairs
+
+    monkeypatch.setenv(campaign.RUNS_ENV, str(tmp_path / "here"))  # this machine: no run folders yet
+    log = tmp_path / "TRAINING.md"
+    log.write_text(campaign.TRIAL_HEADER + "\n")
+    monkeypatch.setattr(campaign, "TRAINING_LOG", log)
+    rows = [
+        run_trial(v, None, data, steps=1, device="cpu", trained=out / campaign.trial_name(v), say=lambda _: None)
+        for v in ("control", "search-224")
+    ]
+    assert [(r.step_from, r.state.step) for r in rows] == [(fork, ends["control"])] * 2
+    assert rows[1].versus.endswith("of 1") and log.read_text().splitlines()[-2:] == [r.row() for r in rows]
+    assert (tmp_path / "here" / campaign.trial_name("search-224") / campaign.TRIAL_POINT).is_file()  # adoptable
+
+
 def test_prepare_says_why_it_has_nothing_to_crop(tmp_path):
     """issue 24.7: every video named is a validation sequence -> one line saying so, no empty cache."""
     from ibfp_cli.errors import IBFPError

@@ -269,6 +269,16 @@ def campaign_trial(
     name: CampaignName = "campaign",
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
+    trained: Annotated[
+        Path | None,
+        typer.Option(
+            help="A trial a GPU stretch brought back (`device_stretch run --trials`: its folder "
+            "NAME-trial-VARIANT): checked and logged here, not trained.",
+            exists=True,
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """A short run to choose the recipe by: the variant trained STEPS steps from the campaign's
     resume point (run folder $IBFP_RUNS/NAME-trial-VARIANT; killed, it resumes), then the network
@@ -281,8 +291,9 @@ def campaign_trial(
 
     with reported_errors():
         trial = run_trial(
-            variant, crops, data, steps=steps, device=device, backend=backend, name=name, say=err.print, report=report
-        )
+            variant, crops, data, steps=steps, device=device, backend=backend, name=name, say=err.print,
+            report=report, trained=trained,
+        )  # fmt: skip
     out.print(trial.row())
     out.print(f"row added to {TRAINING_LOG}")
 

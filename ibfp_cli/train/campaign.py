@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -143,7 +144,7 @@ def find_start(name: str, recipe: Recipe = RECIPE, committed: Path | None = None
         else None
     )
     committed = committed or resume_point(name)
-    shared = _committed_state(committed)
+    shared = committed_state(committed)
     if local is not None and (shared is None or local.step >= shared.step):
         return Start(
             IBFP(recipe.model), None, f"resuming from the run folder's checkpoint at step {local.step} ({checkpoint})"
@@ -327,7 +328,7 @@ def end_stretch(
         state = RunState.from_dict(meta["run"])
     log = (runs_root() / name if source is None else source.parent) / LOG
     committed = resume_point(name)
-    before = _committed_state(committed) or RunState()
+    before = committed_state(committed) or RunState()
     if state.step <= before.step:
         raise IBFPError(
             f"{source or 'the run folder'} is at step {state.step}, the resume point already at {before.step}"
@@ -360,26 +361,33 @@ def run_trial(
     recipe: Recipe | None = None,
     say: Callable[[str], None] = print,
     report: Callable[[int, dict[str, float]], None] | None = None,
+    trained: Path | None = None,
 ) -> Stretch:
     """Train recipe variant `variant` (TRIALS, or `recipe`) for `steps` steps from campaign `name`'s
     resume point, check the network on the validation sequences and add its row to the short-run
-    table of weights/TRAINING.md. Killed, it resumes; run again when done, it only checks."""
+    table of weights/TRAINING.md. Killed, it resumes; run again when done, it only checks.
+    `trained`: a trial a GPU stretch brought back (its folder: resume point, fork, loss log), only
+    checked, after its files are copied into the trial's run folder."""
     if recipe is None and variant not in TRIALS:
         raise IBFPError(f"no trial {variant!r}: choose one of {', '.join(TRIALS)}")
     recipe = recipe or TRIALS[variant]
     run_dir = runs_root() / trial_name(variant, name)
-    base = _trial_fork(run_dir, resume_point(name) if recipe.fork else None)
-    if base is None:
-        raise IBFPError(f"campaign {name!r} has no resume point ({resume_point(name)}) to fork a trial from")
-    run_campaign(
-        run_dir.name, crops, minutes=None, device=device, say=say, report=report, recipe=recipe,
-        fork_from=name if recipe.fork else None, until=base.step + steps,
-    )  # fmt: skip
-    model, state = _run_folder_state(run_dir, recipe)
+    if trained is not None:
+        base, state = _bring_trial(trained, run_dir)
+    else:
+        base = _trial_fork(run_dir, resume_point(name) if recipe.fork else None)
+        if base is None:
+            raise IBFPError(f"campaign {name!r} has no resume point ({resume_point(name)}) to fork a trial from")
+        run_campaign(
+            run_dir.name, crops, minutes=None, device=device, say=say, report=report, recipe=recipe,
+            fork_from=name if recipe.fork else None, until=base.step + steps,
+        )  # fmt: skip
+        model, state = _run_folder_state(run_dir, recipe)
     check = _trial_check(run_dir)
     if check is None or check["step"] != state.step:  # a check already made at this step is kept
         point = run_dir / TRIAL_POINT
-        save_resume_point(point, model, state, recipe)
+        if trained is None:
+            save_resume_point(point, model, state, recipe)
         checks = validation_checks(point, data_dir, device=device, backend=backend)
         check = {"step": state.step, "pooled": _pooled(checks), "by_sequence": _by_sequence(checks)}
         with atomic_output(run_dir / TRIAL_CHECK) as tmp:
@@ -393,20 +401,38 @@ def run_trial(
     return trial
 
 
+def _bring_trial(trained: Path, run_dir: Path) -> tuple[RunState, RunState]:
+    """Copy a trial brought back from a device into its run folder; its fork and its end."""
+    for file in (TRIAL_POINT, TRIAL_FORK, LOG):
+        if not (trained / file).is_file():
+            raise IBFPError(f"{trained} has no {file}: not a trial folder of a GPU stretch")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / TRIAL_CHECK).unlink(missing_ok=True)  # a check of an earlier run of the trial
+    for file in (TRIAL_POINT, TRIAL_FORK, LOG):
+        shutil.copyfile(trained / file, run_dir / file)
+    fork = RunState.from_dict(json.loads((run_dir / TRIAL_FORK).read_text()))
+    return fork, RunState.from_dict(read_checkpoint(run_dir / TRIAL_POINT)["meta"]["run"])
+
+
+def write_fork(run_dir: Path, fork: RunState) -> None:
+    """Record where a trial forked, in its run folder."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(run_dir / TRIAL_FORK) as tmp:
+        tmp.write_text(json.dumps(fork.to_dict()))
+
+
 def _trial_fork(run_dir: Path, committed: Path | None) -> RunState | None:
     """Where a trial forked: recorded in its run folder while its checkpoint is at or past the
     resume point `committed` (so a trial adopted, or run again when done, keeps its steps);
     else the resume point's counters (step 0 without one), recorded afresh. None: no resume point."""
     record, checkpoint = run_dir / TRIAL_FORK, run_dir / CHECKPOINT
-    shared = _committed_state(committed) if committed is not None else RunState()
+    shared = committed_state(committed) if committed is not None else RunState()
     if record.is_file() and checkpoint.is_file():
         own = RunState.from_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
         if shared is None or own.step >= shared.step:
             return RunState.from_dict(json.loads(record.read_text()))
     if shared is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(record) as tmp:
-            tmp.write_text(json.dumps(shared.to_dict()))
+        write_fork(run_dir, shared)
     return shared
 
 
@@ -491,7 +517,7 @@ def _run_folder_state(run_dir: Path, recipe: Recipe) -> tuple[IBFP, RunState]:
     return model, RunState.from_dict(data)
 
 
-def _committed_state(path: Path) -> RunState | None:
+def committed_state(path: Path) -> RunState | None:
     """The counters of a committed resume point, None where there is none."""
     return RunState.from_dict(read_checkpoint(path)["meta"]["run"]) if path.is_file() else None
 

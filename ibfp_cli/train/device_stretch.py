@@ -12,6 +12,9 @@ tests' and the benchmark's output, and a summary. README, Training, gives the ex
     python -m ibfp_cli.train.device_stretch run --pack .carry/train --out /tmp/dry --device cpu --minutes 1
     python3 -m ibfp_cli.train.device_stretch run --pack .carry/train --out $OUT --tests    # there
     ibfp train campaign save --from FILES_AT/campaign.pt                                   # back here
+
+`run --trials control,VARIANT` trains short runs at equal pairs instead (`campaign.TRIALS`), each
+into its own folder of `--out`, for `ibfp train campaign trial VARIANT --trained FOLDER` here.
 """
 
 from __future__ import annotations
@@ -34,7 +37,20 @@ import torch
 
 from ..config import TrackerConfig
 from ..tracking.tracker import pick_device
-from .campaign import RECIPE, RUNS_ENV, Recipe, find_start, runs_root, save_resume_point
+from .campaign import (
+    RECIPE,
+    RUNS_ENV,
+    TRIAL_POINT,
+    TRIALS,
+    Recipe,
+    committed_state,
+    find_start,
+    resume_point,
+    runs_root,
+    save_resume_point,
+    trial_name,
+    write_fork,
+)
 from .data import ImageBatch, PairSampler, Source, image_batch
 from .loop import CHECKPOINT, LOG, RunState, train
 from .prepare import INDEX_FILE, META_FILE, CacheConfig, load_crop_cache
@@ -47,6 +63,7 @@ CUDA_TESTS = ("tests/test_tracker.py", "tests/test_onnx_backend.py", "tests/test
 RUN_NAME = "campaign"
 RESUME_FILE = f"{RUN_NAME}.pt"
 SUMMARY_FILE = "summary.json"
+TRIAL_TIME_MARGIN = 1.5  # a trial after the first may take this many shares of time to reach its steps
 
 
 def pack(crops: Path, out: Path, budget_mib: float = PACK_BUDGET_MIB) -> pd.DataFrame:
@@ -100,19 +117,32 @@ class _Batches(torch.utils.data.IterableDataset):
 
 
 def train_stretch(
-    pack_dir: Path, out: Path, *, minutes: float, device: str, batch: int, workers: int, recipe: Recipe = RECIPE
+    pack_dir: Path,
+    out: Path,
+    *,
+    minutes: float,
+    device: str,
+    batch: int,
+    workers: int,
+    recipe: Recipe = RECIPE,
+    name: str = RUN_NAME,
+    until: int | None = None,
 ) -> RunState:
-    """Train the campaign from its newest resume point for `minutes` on `device` (run folder under
-    $IBFP_RUNS); write the new resume point, the loss log and a summary into `out`."""
+    """Train the campaign (or run `name`, a trial forking from the campaign's resume point) from
+    its newest start for `minutes` on `device`, or to step `until` (run folder under $IBFP_RUNS);
+    write the new resume point, the loss log and a summary into `out`."""
     from .api import training_sources
 
-    start = find_start(RUN_NAME, recipe)
+    trial = name != RUN_NAME
+    start = find_start(name, recipe, resume_point(RUN_NAME) if recipe.fork else None)
     print(start.description, flush=True)
     sources = training_sources(pack_dir, recipe.synthetic, recipe.train.seed)
     steps_before = start.state.step if start.state else 0
     # the recipe's rate belongs to its batch; a larger batch takes it up by the square root
     lr = recipe.train.learning_rate * math.sqrt(batch / CPU_BATCH_REFERENCE)
     cfg = replace(recipe.train, model=recipe.model, batch_size=batch, learning_rate=lr)
+    if until is not None:
+        cfg = replace(cfg, max_steps=until)
     loader = torch.utils.data.DataLoader(
         _Batches(sources, batch, cfg.seed + steps_before, recipe),
         batch_size=None,
@@ -128,7 +158,7 @@ def train_stretch(
 
     started = time.monotonic()
     state = train(
-        runs_root() / RUN_NAME,
+        runs_root() / name,
         start.model,
         lambda: next(batches),
         rng,
@@ -139,12 +169,14 @@ def train_stretch(
         start=start.state,
     )
     seconds = time.monotonic() - started
-    run_dir = runs_root() / RUN_NAME
+    run_dir = runs_root() / name
     data = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
     model = start.model.cpu()
     model.load_state_dict(data["model"])
     out.mkdir(parents=True, exist_ok=True)
-    save_resume_point(out / RESUME_FILE, model, state, recipe)
+    save_resume_point(out / (TRIAL_POINT if trial else RESUME_FILE), model, state, recipe)
+    if trial:
+        write_fork(out, start.state or RunState())
     shutil.copyfile(run_dir / LOG, out / LOG)
     summary = {
         "device": torch.cuda.get_device_name() if state.seconds.get("cuda") else f"cpu ({os.cpu_count()} cores)",
@@ -159,6 +191,28 @@ def train_stretch(
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
     return state
+
+
+def train_trials(
+    pack_dir: Path, out: Path, variants: list[str], *, minutes: float, device: str, batch: int, workers: int
+) -> dict[str, RunState]:
+    """Short runs on the device at equal pairs: the first variant trains for its share of
+    `minutes`, each other one as many steps from the same start (at most 1.5 shares of time).
+    Each comes back in out/<its run folder name>/ for `ibfp train campaign trial VARIANT --trained`."""
+    share = minutes / len(variants)
+    steps: int | None = None
+    states = {}
+    for variant in variants:
+        recipe, name = TRIALS[variant], trial_name(variant)
+        fork = (committed_state(resume_point(RUN_NAME)) if recipe.fork else None) or RunState()
+        until = None if steps is None else fork.step + steps
+        state = train_stretch(
+            pack_dir, out / name, minutes=share if steps is None else TRIAL_TIME_MARGIN * share, device=device,
+            batch=batch, workers=workers, recipe=recipe, name=name, until=until,
+        )  # fmt: skip
+        steps = state.step - fork.step if steps is None else steps
+        states[variant] = state
+    return states
 
 
 def run_checks(out: Path) -> None:
@@ -193,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2), help="augmenting processes")
     r.add_argument("--runs", type=Path, default=Path("/tmp/ibfp-runs"), help="run folder root on that machine")
     r.add_argument("--tests", action="store_true", help="run the CUDA tests and the speed benchmark first")
+    r.add_argument("--trials", help="comma-separated TRIALS variants, control first: short runs at equal pairs instead")
     args = parser.parse_args(argv)
     if args.command == "pack":
         packed = pack(args.crops, args.out, args.budget)
@@ -203,6 +258,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.tests:
         run_checks(args.out)
     os.environ[RUNS_ENV] = str(args.runs)
+    if args.trials:
+        variants = args.trials.split(",")
+        unknown = [v for v in variants if v not in TRIALS]
+        if unknown:
+            parser.error(f"no trial {', '.join(unknown)}: choose from {', '.join(TRIALS)}")
+        train_trials(
+            args.pack, args.out, variants, minutes=args.minutes, device=args.device, batch=args.batch,
+            workers=args.workers,
+        )  # fmt: skip
+        return
     train_stretch(args.pack, args.out, minutes=args.minutes, device=args.device, batch=args.batch, workers=args.workers)
 
 
