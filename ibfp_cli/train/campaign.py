@@ -138,13 +138,9 @@ def find_start(name: str, recipe: Recipe = RECIPE, committed: Path | None = None
     """The newer of the run folder's checkpoint and the committed resume point (campaign `name`'s,
     or `committed`), else a new network from the recipe's starting weights."""
     checkpoint = runs_root() / name / CHECKPOINT
-    local = (
-        RunState.from_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-        if checkpoint.is_file()
-        else None
-    )
+    local = _checkpoint_state(runs_root() / name)
     committed = committed or resume_point(name)
-    shared = committed_state(committed)
+    shared = _committed_state(committed)
     if local is not None and (shared is None or local.step >= shared.step):
         return Start(
             IBFP(recipe.model), None, f"resuming from the run folder's checkpoint at step {local.step} ({checkpoint})"
@@ -328,7 +324,7 @@ def end_stretch(
         state = RunState.from_dict(meta["run"])
     log = (runs_root() / name if source is None else source.parent) / LOG
     committed = resume_point(name)
-    before = committed_state(committed) or RunState()
+    before = _committed_state(committed) or RunState()
     if state.step <= before.step:
         raise IBFPError(
             f"{source or 'the run folder'} is at step {state.step}, the resume point already at {before.step}"
@@ -375,7 +371,7 @@ def run_trial(
     if trained is not None:
         base, state = _bring_trial(trained, run_dir)
     else:
-        base = _trial_fork(run_dir, resume_point(name) if recipe.fork else None)
+        base = trial_fork(run_dir, fork_point(recipe, name))
         if base is None:
             raise IBFPError(f"campaign {name!r} has no resume point ({resume_point(name)}) to fork a trial from")
         run_campaign(
@@ -414,25 +410,25 @@ def _bring_trial(trained: Path, run_dir: Path) -> tuple[RunState, RunState]:
     return fork, RunState.from_dict(read_checkpoint(run_dir / TRIAL_POINT)["meta"]["run"])
 
 
-def write_fork(run_dir: Path, fork: RunState) -> None:
-    """Record where a trial forked, in its run folder."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_output(run_dir / TRIAL_FORK) as tmp:
-        tmp.write_text(json.dumps(fork.to_dict()))
+def fork_point(recipe: Recipe, name: str = "campaign") -> Path | None:
+    """The resume point a trial of `recipe` forks from: campaign `name`'s, or None for a trial
+    that starts from the recipe's starting weights at step 0."""
+    return resume_point(name) if recipe.fork else None
 
 
-def _trial_fork(run_dir: Path, committed: Path | None) -> RunState | None:
+def trial_fork(run_dir: Path, committed: Path | None) -> RunState | None:
     """Where a trial forked: recorded in its run folder while its checkpoint is at or past the
     resume point `committed` (so a trial adopted, or run again when done, keeps its steps);
     else the resume point's counters (step 0 without one), recorded afresh. None: no resume point."""
-    record, checkpoint = run_dir / TRIAL_FORK, run_dir / CHECKPOINT
-    shared = committed_state(committed) if committed is not None else RunState()
-    if record.is_file() and checkpoint.is_file():
-        own = RunState.from_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-        if shared is None or own.step >= shared.step:
-            return RunState.from_dict(json.loads(record.read_text()))
+    record = run_dir / TRIAL_FORK
+    shared = _committed_state(committed) if committed is not None else RunState()
+    own = _checkpoint_state(run_dir)
+    if record.is_file() and own is not None and (shared is None or own.step >= shared.step):
+        return RunState.from_dict(json.loads(record.read_text()))
     if shared is not None:
-        write_fork(run_dir, shared)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_output(record) as tmp:
+            tmp.write_text(json.dumps(shared.to_dict()))
     return shared
 
 
@@ -517,7 +513,17 @@ def _run_folder_state(run_dir: Path, recipe: Recipe) -> tuple[IBFP, RunState]:
     return model, RunState.from_dict(data)
 
 
-def committed_state(path: Path) -> RunState | None:
+def _checkpoint_state(run_dir: Path) -> RunState | None:
+    """The counters of a run folder's checkpoint, None where there is none."""
+    checkpoint = run_dir / CHECKPOINT
+    return (
+        RunState.from_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        if checkpoint.is_file()
+        else None
+    )
+
+
+def _committed_state(path: Path) -> RunState | None:
     """The counters of a committed resume point, None where there is none."""
     return RunState.from_dict(read_checkpoint(path)["meta"]["run"]) if path.is_file() else None
 

@@ -36,20 +36,22 @@ import pandas as pd
 import torch
 
 from ..config import TrackerConfig
+from ..errors import IBFPError
 from ..tracking.tracker import pick_device
 from .campaign import (
     RECIPE,
     RUNS_ENV,
+    TRIAL_FORK,
     TRIAL_POINT,
     TRIALS,
     Recipe,
-    committed_state,
     find_start,
+    fork_point,
     resume_point,
     runs_root,
     save_resume_point,
+    trial_fork,
     trial_name,
-    write_fork,
 )
 from .data import ImageBatch, PairSampler, Source, image_batch
 from .loop import CHECKPOINT, LOG, RunState, train
@@ -134,7 +136,7 @@ def train_stretch(
     from .api import training_sources
 
     trial = name != RUN_NAME
-    start = find_start(name, recipe, resume_point(RUN_NAME) if recipe.fork else None)
+    start = find_start(name, recipe, fork_point(recipe, RUN_NAME))
     print(start.description, flush=True)
     sources = training_sources(pack_dir, recipe.synthetic, recipe.train.seed)
     steps_before = start.state.step if start.state else 0
@@ -175,8 +177,8 @@ def train_stretch(
     model.load_state_dict(data["model"])
     out.mkdir(parents=True, exist_ok=True)
     save_resume_point(out / (TRIAL_POINT if trial else RESUME_FILE), model, state, recipe)
-    if trial:
-        write_fork(out, start.state or RunState())
+    if trial:  # recorded by `trial_fork` in the run folder, kept when a trial resumes there
+        shutil.copyfile(run_dir / TRIAL_FORK, out / TRIAL_FORK)
     shutil.copyfile(run_dir / LOG, out / LOG)
     summary = {
         "device": torch.cuda.get_device_name() if state.seconds.get("cuda") else f"cpu ({os.cpu_count()} cores)",
@@ -204,7 +206,9 @@ def train_trials(
     states = {}
     for variant in variants:
         recipe, name = TRIALS[variant], trial_name(variant)
-        fork = (committed_state(resume_point(RUN_NAME)) if recipe.fork else None) or RunState()
+        fork = trial_fork(runs_root() / name, fork_point(recipe, RUN_NAME))
+        if fork is None:
+            raise IBFPError(f"no resume point ({resume_point(RUN_NAME)}) to fork trial {variant!r} from")
         until = None if steps is None else fork.step + steps
         state = train_stretch(
             pack_dir, out / name, minutes=share if steps is None else TRIAL_TIME_MARGIN * share, device=device,
