@@ -101,3 +101,28 @@ def test_prepare_keeps_each_items_category_and_its_photo(tmp_path: Path):
     sources = {s.name: s for s in load_crop_cache(tmp_path / "crops")}
     assert [sources["det_set"].category(i) for i in range(3)] == ["person", "dog", "person"]
     assert sources["clip"].category(0) == "person"
+
+
+def test_distractors_are_pasted_into_positive_pairs_only_from_the_same_category():
+    sampler = PairSampler(SOURCES, SamplingConfig(negative_fraction=0.2, distractor_fraction=1.0), seed=3)
+    pairs = [sampler.sample() for _ in range(2000)]
+    people = [p for p in pairs if p.positive and SOURCES[p.template[0]].category(p.template[1]) == "person"]
+    assert people and all(p.distractor is not None for p in people)
+    for p in people:
+        s, (o, j) = p.template[0], p.distractor
+        assert SOURCES[o].category(j) == "person"
+        assert not (o == s and SOURCES[s].kind != "det"), "a distractor from the target's own video"
+    assert all(p.distractor is None for p in pairs if not p.positive)
+    # the dog and the generated clip have no other object of their kind: nothing to paste
+    assert all(p.distractor is None for p in pairs if SOURCES[p.template[0]].category(p.template[1]) in ("dog", ""))
+
+
+def test_without_distractors_the_draws_are_those_of_the_sampler_before_them():
+    def draws(cfg: SamplingConfig) -> list[tuple]:
+        sampler = PairSampler(SOURCES, cfg, seed=5)
+        return [(p.template, p.search, p.positive, p.distractor) for p in (sampler.sample() for _ in range(300))]
+
+    plain = draws(SamplingConfig(lookalike_fraction=0.5))
+    assert plain == draws(SamplingConfig(lookalike_fraction=0.5, distractor_fraction=0.0))
+    assert all(d is None for *_, d in plain)
+    assert plain != draws(SamplingConfig(lookalike_fraction=0.5, distractor_fraction=0.5))

@@ -257,7 +257,8 @@ def campaign_trial(
         typer.Argument(
             help="Recipe variant (TRIALS in ibfp_cli/train/campaign.py): control (the recipe as it stands), "
             "wide-jitter, backbone-fast, search-224, lean (224 px crops, 2-layer head branches), "
-            "box-040 (the shipped 0.4.0, its box branch alone trained on, from step 0).",
+            "box-040 (the shipped 0.4.0, its box branch alone trained on, from step 0), "
+            "distractors (half the positive pairs with a look-alike pasted beside the target).",
             show_default=False,
         ),
     ],

@@ -108,6 +108,10 @@ TRIALS: dict[str, Recipe] = {
     "box-040": replace(
         RECIPE, start_from="ibfp-0.4.0.pt", fork=False, train=replace(RECIPE.train, trainable="box", learning_rate=3e-4)
     ),
+    # issue 28 / TRAINING.md: checkpoints lose validation targets to a neighbour of the same kind in
+    # the search view, and no training pair had ever shown one beside the target: half the positive
+    # pairs get another object of the target's category pasted into their search view
+    "distractors": replace(RECIPE, sampling=replace(RECIPE.sampling, distractor_fraction=0.5)),
 }
 TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
 TRIAL_FORK = "fork.json"  # the counters of the resume point a trial forked from, in its run folder

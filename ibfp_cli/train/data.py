@@ -51,6 +51,11 @@ class SamplingConfig:
     # negatives is drawn so, the rest from any other source. 0: every negative from any source
     lookalike_fraction: float = 0.0
     lookalike_tries: int = 8  # draws of a same-category item before falling back to any source
+    # this share of the positive pairs has another object of the target's category pasted into the
+    # search view beside the target (DaSiamRPN's distractor-aware training, with the look-alike in
+    # the same view as the target, where the tracker meets it): only the target is labelled, so the
+    # network learns to rank its own object above a neighbour of its kind. 0: no pasting
+    distractor_fraction: float = 0.0
 
 
 @dataclass
@@ -58,6 +63,7 @@ class Pair:
     template: tuple[int, int]  # (source, item)
     search: tuple[int, int]
     positive: bool
+    distractor: tuple[int, int] | None = None  # (source, item) pasted into the search view
 
 
 class PairSampler:
@@ -99,9 +105,13 @@ class PairSampler:
             return Pair((s, i), (other, int(self.rng.integers(len(self.sources[other].boxes)))), False)
         src = self.sources[s]
         if src.kind == "det":
-            return Pair((s, i), (s, i), True)
-        near = np.flatnonzero(np.abs(src.index - src.index[i]) <= self.cfg.max_frame_gap)
-        return Pair((s, i), (s, int(self.rng.choice(near))), True)
+            search = (s, i)
+        else:
+            near = np.flatnonzero(np.abs(src.index - src.index[i]) <= self.cfg.max_frame_gap)
+            search = (s, int(self.rng.choice(near)))
+        if self.cfg.distractor_fraction and self.rng.random() < self.cfg.distractor_fraction:
+            return Pair((s, i), search, True, self._lookalike(s, i))
+        return Pair((s, i), search, True)
 
     def _lookalike(self, s: int, i: int) -> tuple[int, int] | None:
         """Another object of item (s, i)'s category: from another video, or from another photo
@@ -141,9 +151,12 @@ def image_batch(
     parts: dict[str, list] = {k: [] for k in ("t", "tb", "s", "sb", "p")}
     for _ in range(batch_size):
         pair = sampler.sample()
-        for (src_i, item), aug, key in ((pair.template, template_aug, "t"), (pair.search, search_aug, "s")):
+        distractor = object_pixels(sampler.sources[pair.distractor[0]], pair.distractor[1]) if pair.distractor else None
+        views = ((pair.template, template_aug, "t", None), (pair.search, search_aug, "s", distractor))
+        for (src_i, item), aug, key, pasted in views:
             src = sampler.sources[src_i]
-            crop, box = sample_view(src.frames[item], Box(*src.boxes[item]), sampler.rng, area_scale, size, aug)
+            image, box = src.frames[item], Box(*src.boxes[item])
+            crop, box = sample_view(image, box, sampler.rng, area_scale, size, aug, pasted)
             parts[key].append(crop)
             parts[key + "b"].append(box.xywh())
         parts["p"].append(pair.positive)
@@ -158,6 +171,15 @@ def image_batch(
         torch.tensor(parts["sb"], dtype=torch.float32),
         torch.tensor(parts["p"]),
     )
+
+
+def object_pixels(source: Source, item: int) -> np.ndarray | None:
+    """The pixels inside item `item`'s box, (h, w, 3); None where the box is under 2 pixels in the image."""
+    image = source.frames[item]
+    x, y, w, h = source.boxes[item]
+    x0, y0 = max(int(round(x)), 0), max(int(round(y)), 0)
+    x1, y1 = min(int(round(x + w)), image.shape[1]), min(int(round(y + h)), image.shape[0])
+    return image[y0:y1, x0:x1] if x1 - x0 >= 2 and y1 - y0 >= 2 else None
 
 
 SYNTHETIC_SIZE = (320, 240)  # small frames: the crops are all training uses of them
