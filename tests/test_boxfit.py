@@ -12,7 +12,16 @@ import pandas as pd
 import pytest
 
 from ibfp_cli.boxes import Box
-from ibfp_cli.evaluate.boxfit import SCALE_PROBES, NetworkCheck, box_fit, mean_fit, network_check, summarize
+from ibfp_cli.evaluate.boxfit import (
+    REFIND_GROWTH,
+    REFIND_OFFSET,
+    SCALE_PROBES,
+    NetworkCheck,
+    box_fit,
+    mean_fit,
+    network_check,
+    summarize,
+)
 from ibfp_cli.evaluate.datasets import open_dataset
 from ibfp_cli.evaluate.report import bootstrap_interval
 from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
@@ -81,7 +90,7 @@ class ScaledMeasurer:
     def init(self, frame: np.ndarray, box: Box) -> None:
         self.started_on = box
 
-    def measure(self, frame: np.ndarray, box: Box) -> object:
+    def measure(self, frame: np.ndarray, box: Box, growth: float = 1.0) -> object:
         return Peak(Box.from_center(box.cx, box.cy, box.w * self.scale, box.h))
 
 
@@ -101,7 +110,9 @@ class HalfwayMeasurer:
     def init(self, frame: np.ndarray, box: Box) -> None:
         pass
 
-    def measure(self, frame: np.ndarray, box: Box) -> object:
+    def measure(self, frame: np.ndarray, box: Box, growth: float = 1.0) -> object:
+        if growth != 1.0:  # the re-detection crop: found again
+            box = Box(box.x - REFIND_OFFSET * math.sqrt(box.w * box.h), box.y, box.w, box.h)
         w, h = self.truth[(round(box.cx, 3), round(box.cy, 3))]
         scale = math.sqrt(box.w / w) * self.bias
         return Peak(Box.from_center(box.cx, box.cy, w * scale, h * scale))
@@ -135,6 +146,25 @@ def test_network_check_visits_every_fifth_scored_frame_and_scores_the_answer(cli
     assert check.probe_size_ratio == pytest.approx(np.outer(SCALE_PROBES, np.full(6, math.sqrt(0.5))))
     assert summary.scale_correction == pytest.approx(0.0, abs=1e-9)
     assert math.isnan(summary.settled_size)  # a tracker with it never comes back to the true size
+    # the re-detection crop is centred a target size beside the truth: repeating it is not finding it
+    assert not check.refound.any() and summary.refound == 0.0
+
+
+def test_the_redetection_crop_is_wider_and_beside_the_truth(clip):
+    seen: list[tuple[Box, float]] = []
+
+    class Recording(ScaledMeasurer):
+        def measure(self, frame: np.ndarray, box: Box, growth: float = 1.0) -> object:
+            seen.append((box, growth))
+            return super().measure(frame, box, growth)
+
+    network_check(clip, Recording(1.0))
+    wide = [(box, growth) for box, growth in seen if growth != 1.0]
+    assert len(wide) == 6 and all(growth == REFIND_GROWTH for _, growth in wide)
+    for (box, _), row in zip(wide, np.arange(5, 31, 5), strict=True):
+        truth = Box(*clip.gt[row])
+        assert box.cx - truth.cx == pytest.approx(REFIND_OFFSET * math.sqrt(truth.w * truth.h))
+        assert (box.cy, box.w, box.h) == pytest.approx((truth.cy, truth.w, truth.h))
 
 
 @pytest.mark.parametrize("bias", [1.0, 0.9, 1.05])
@@ -144,13 +174,15 @@ def test_scale_correction_and_the_size_a_tracker_settles_at(clip, bias):
     assert summary.size_ratio == pytest.approx(bias)
     assert summary.scale_correction == pytest.approx(0.5)
     assert summary.settled_size == pytest.approx(bias**2)
+    assert summary.refound == 1.0  # it finds the target again in every re-detection crop
 
 
 def test_a_correction_near_zero_settles_nowhere_without_a_warning():
     """A network that corrects 0.01% of a crop's scale error: the settled size overflows to inf."""
     low, high = SCALE_PROBES[0], SCALE_PROBES[-1]
     barely = np.exp(np.log([low, high]) * (1 - 1e-4))  # the probes' size ratios, nearly the crops'
-    check = NetworkCheck("seq", np.ones(3), np.full(3, 2.0), np.zeros(3), np.repeat(barely[:, None], 3, axis=1))
+    probes = np.repeat(barely[:, None], 3, axis=1)
+    check = NetworkCheck("seq", np.ones(3), np.full(3, 2.0), np.zeros(3), probes, np.ones(3, bool))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         summary = summarize([check])
@@ -177,3 +209,16 @@ def test_eval_with_network_check_writes_its_table_and_report_section(clip, tmp_p
     assert list(table.sequence) == ["clip", "all"] and list(table.frames) == [6, 6]
     assert table.iou.iloc[0] == pytest.approx(table.iou.iloc[1]) and 0 < table.iou.iloc[0] <= 1
     assert report.network is not None and "## IBFP network check" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_the_shipped_network_refinds_a_plain_target_beside_its_crop_at_the_trained_scale(clip, monkeypatch):
+    """The probe with the real tracker: one target size off, in a crop of the normal width, the
+    shipped network finds a plain target every time (3x wider it does not: TRAINING.md)."""
+    from ibfp_cli.evaluate import boxfit
+    from ibfp_cli.evaluate.runner import run_network_check
+
+    monkeypatch.setattr(boxfit, "REFIND_GROWTH", 1.0)
+    summary = summarize(run_network_check([clip], None, "cpu", "torch"))
+    assert summary.frames == 6
+    assert summary.iou > 0.6
+    assert summary.refound == 1.0

@@ -258,7 +258,8 @@ def campaign_trial(
             help="Recipe variant (TRIALS in ibfp_cli/train/campaign.py): control (the recipe as it stands), "
             "wide-jitter, backbone-fast, search-224, lean (224 px crops, 2-layer head branches), "
             "box-040 (the shipped 0.4.0, its box branch alone trained on, from step 0), "
-            "distractors (half the positive pairs with a look-alike pasted beside the target).",
+            "distractors (half the positive pairs with a look-alike pasted beside the target), "
+            "wide-views (a quarter of the search views as wide as the tracker's crop after a loss).",
             show_default=False,
         ),
     ],

@@ -7,7 +7,9 @@ its true scale, as the tracker would cut them, and the box the head decodes ther
 smoothing, no online branch and no feedback from earlier frames. It also cuts the crops as if
 the tracker's box were too small or too large (SCALE_PROBES): how much of such a scale error
 the network's box corrects in one frame, and so the size a tracker re-cropping at its own box
-settles at, which a small bias and a weak correction together can pull far from 1.
+settles at, which a small bias and a weak correction together can pull far from 1. And it cuts
+the crop as the tracker does after losing the target (REFIND_GROWTH times wider, centred
+REFIND_OFFSET target sizes beside it): how often the network finds the target again there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from ..boxes import Box, center_errors, ious
+from ..config import TrackerConfig
 from .datasets import Sequence
 from .metrics import scored_frames
 
@@ -29,6 +32,11 @@ NETWORK_CHECK_EVERY = 5
 SCALE_PROBES = (0.8, 1.25)
 """Crops are also cut for a box of these multiples of the true size (same centre): a tracker
 whose box is 20% too small or 25% too large, as the measured shrink on unseen footage."""
+REFIND_GROWTH = TrackerConfig().lost_search_max
+"""The re-detection crop is this many times wider than the normal one: the tracker's crop after a
+few lost frames (spec 6), where the target is as many times smaller than in any normal crop."""
+REFIND_OFFSET = 1.0
+"""...centred this many target sizes to the right of the true box: the target has moved meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,8 @@ class NetworkCheck:
 
     iou, size_ratio and aspect_error are per checked frame (size ratio and aspect as in BoxFit);
     probe_size_ratio (len(SCALE_PROBES), frames): the size ratio when the crop was cut for a box
-    of each SCALE_PROBES multiple of the true size.
+    of each SCALE_PROBES multiple of the true size; refound (frames,) bool: whether the box centre
+    is within CENTRED_WITHIN target sizes of the truth's in the re-detection crop.
     """
 
     sequence: str
@@ -100,6 +109,7 @@ class NetworkCheck:
     size_ratio: np.ndarray
     aspect_error: np.ndarray
     probe_size_ratio: np.ndarray
+    refound: np.ndarray
 
     @property
     def frames(self) -> int:
@@ -112,7 +122,7 @@ class BoxMeasurer(Protocol):
 
     def init(self, frame: np.ndarray, box: Box) -> None: ...
 
-    def measure(self, frame: np.ndarray, box: Box) -> object: ...
+    def measure(self, frame: np.ndarray, box: Box, growth: float = 1.0) -> object: ...
 
 
 def network_check(
@@ -122,12 +132,13 @@ def network_check(
     progress: Callable[[int], None] | None = None,
 ) -> NetworkCheck:
     """Start `measurer` on frame 0's true box, then on every `every`-th scored frame decode the
-    box the network finds around the true box, and around the SCALE_PROBES boxes (the true box
-    scaled about its centre). `measure` returns an object with `.box`."""
+    box the network finds around the true box, around the SCALE_PROBES boxes (the true box
+    scaled about its centre) and in the re-detection crop. `measure` returns an object with `.box`."""
     checked = np.flatnonzero(scored_frames(sequence.gt, sequence.absent))[every - 1 :: every]
     wanted = set(checked.tolist())
     pred = np.full((len(checked), 4), np.nan)
     probed = np.full((len(SCALE_PROBES), len(checked), 4), np.nan)
+    refind = np.full((len(checked), 4), np.nan)
     row = 0
     for index, frame in enumerate(sequence.frames()):
         if index == 0:
@@ -138,6 +149,8 @@ def network_check(
             for p, scale in enumerate(SCALE_PROBES):
                 box = Box.from_center(truth.cx, truth.cy, truth.w * scale, truth.h * scale)
                 probed[p, row] = measurer.measure(frame, box).box.xywh()  # type: ignore[attr-defined]
+            beside = Box(truth.x + REFIND_OFFSET * np.sqrt(truth.w * truth.h), truth.y, truth.w, truth.h)
+            refind[row] = measurer.measure(frame, beside, REFIND_GROWTH).box.xywh()  # type: ignore[attr-defined]
             row += 1
         if progress:
             progress(index)
@@ -145,7 +158,10 @@ def network_check(
             break
     gt = sequence.gt[checked]
     probe_sizes = np.stack([size_ratios(p, gt) for p in probed])
-    return NetworkCheck(sequence.name, ious(pred, gt), size_ratios(pred, gt), aspect_errors(pred, gt), probe_sizes)
+    refound = center_errors(refind, gt) <= CENTRED_WITHIN * np.sqrt(gt[:, 2] * gt[:, 3])
+    return NetworkCheck(
+        sequence.name, ious(pred, gt), size_ratios(pred, gt), aspect_errors(pred, gt), probe_sizes, refound
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +170,8 @@ class NetworkSummary:
     scale probes, `scale_correction`: the share of a scale error of the crop that the network's
     box corrects (1: it finds the true size whatever the crop; 0: it only repeats the crop's
     size), and `settled_size`: the size ratio at which a tracker cutting each crop at its last
-    box stops changing size, exp(log(size_ratio) / scale_correction) (NaN if it never corrects)."""
+    box stops changing size, exp(log(size_ratio) / scale_correction) (NaN if it never corrects);
+    `refound`: the share of re-detection crops whose box is back on the target."""
 
     frames: int
     iou: float
@@ -162,13 +179,14 @@ class NetworkSummary:
     aspect_error: float
     scale_correction: float
     settled_size: float
+    refound: float
 
 
 def summarize(checks: list[NetworkCheck]) -> NetworkSummary:
     """Pool every checked frame of `checks`."""
     nan = float("nan")
     if not checks or not sum(c.frames for c in checks):
-        return NetworkSummary(0, nan, nan, nan, nan, nan)
+        return NetworkSummary(0, nan, nan, nan, nan, nan, nan)
     iou = np.concatenate([c.iou for c in checks])
     size = np.concatenate([c.size_ratio for c in checks])
     aspect = np.concatenate([c.aspect_error for c in checks])
@@ -187,4 +205,5 @@ def summarize(checks: list[NetworkCheck]) -> NetworkSummary:
         aspect_error=float(aspect.mean()),
         scale_correction=correction,
         settled_size=settled,
+        refound=float(np.concatenate([c.refound for c in checks]).mean()),
     )

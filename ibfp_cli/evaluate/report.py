@@ -14,7 +14,18 @@ from rich.table import Table
 from ..annotate.review import DEFAULT_THRESHOLD
 from ..media.atomic import atomic_output
 from ..wording import counted
-from .boxfit import NETWORK_CHECK_EVERY, NO_FIT, SCALE_PROBES, BoxFit, NetworkCheck, mean_fit, summarize
+from .boxfit import (
+    CENTRED_WITHIN,
+    NETWORK_CHECK_EVERY,
+    NO_FIT,
+    REFIND_GROWTH,
+    REFIND_OFFSET,
+    SCALE_PROBES,
+    BoxFit,
+    NetworkCheck,
+    mean_fit,
+    summarize,
+)
 from .identities import MATCH_IOU
 from .metrics import (
     NORM_PRECISION_AT,
@@ -53,7 +64,9 @@ OVERALL_COLUMNS = (
     "auc_high",
     *FIT_LABELS,
 )
-NETWORK_COLUMNS = ("sequence", "frames", "iou", "size_ratio", "aspect_error", "scale_correction", "settled_size")
+NETWORK_COLUMNS = (
+    "sequence", "frames", "iou", "size_ratio", "aspect_error", "scale_correction", "settled_size", "refound",
+)  # fmt: skip
 NETWORK_CSV = "network_check.csv"
 TOGETHER_COLUMNS = (
     "tracker",
@@ -103,7 +116,10 @@ NETWORK_PROTOCOL = (
     "score peak (online branch off, nothing smoothed) against the truth, pooled over frames. Scale "
     f"correction: the crops are also cut for boxes {' and '.join(f'{p:g}' for p in SCALE_PROBES)} times the "
     "true size; the share of that scale error the network's box corrects (1 = all of it). Settled size: "
-    "the size ratio at which a tracker cutting each crop at its own last box would stop changing size."
+    "the size ratio at which a tracker cutting each crop at its own last box would stop changing size. "
+    f"Re-found: the crop cut {REFIND_GROWTH:g} times wider, as the tracker cuts it after losing the target, "
+    f"centred {REFIND_OFFSET:g} target size beside the truth: the share of frames whose box centre is back "
+    f"within {CENTRED_WITHIN:g} target sizes of the target's."
 )
 TOGETHER_PROTOCOL = (
     "Sequences whose ground truth has several objects (an id column): every object seeded on its "
@@ -272,7 +288,7 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
         lines += ["", "## IBFP network check", "", NETWORK_PROTOCOL, ""]
         lines += _markdown_table(
             ["sequence", "frames", "mean IoU", "median size ratio", "mean aspect error"]
-            + ["scale correction", "settled size"],
+            + ["scale correction", "settled size", "re-found"],
             [
                 [
                     row.sequence,
@@ -281,6 +297,7 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
                         _format("auc", v)
                         for v in (row.iou, row.size_ratio, row.aspect_error, row.scale_correction, row.settled_size)
                     ),
+                    f"{row.refound:.1%}",
                 ]
                 for row in report.network.itertuples()
             ],

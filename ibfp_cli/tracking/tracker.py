@@ -424,13 +424,14 @@ class IBFPTracker:
         return neighbour_mask(window.to_crop(self.box), inside, size, stride).to(self.device)
 
     @torch.inference_mode()
-    def measure(self, frame: np.ndarray, box: Box) -> Peak:
+    def measure(self, frame: np.ndarray, box: Box, growth: float = 1.0) -> Peak:
         """The network's own box for an object whose true box is known: the search crop is
-        centred on `box` at its scale, and nothing is smoothed or refitted (the tracker's box
-        becomes `box`, so the size penalty compares with the truth)."""
+        centred on `box` at its scale (`growth` times wider, as after lost frames), and nothing
+        is smoothed or refitted (the tracker's box becomes `box`, so the size penalty compares
+        with the truth)."""
         if self.template is None:
             raise IBFPError("IBFPTracker.measure called before init")
-        self.box, self.search_growth = box, 1.0
+        self.box, self.search_growth = box, growth
         window = self._search_window()
         pred = self.network.predict(self.template, self.network.features(window.crop(frame)[None]))
         return self._peak(pred, window, unbias=False)

@@ -30,6 +30,12 @@ class AugmentConfig:
     distractor_scale: float = 0.3
     distractor_cover: float = 0.25
     distractor_feather: float = 0.2
+    # a share of the views cut as the tracker cuts its crop after losing the target: the window
+    # (and the shift) grown by a log-uniform factor in `wide_growth`, TrackerConfig's lost_search_growth
+    # after one lost frame to lost_search_max (spec 6), so the target is 1.5 to 3 times smaller in
+    # the crop than any view of the ranges above shows it; re-detection is asked of such crops
+    wide_probability: float = 0.0
+    wide_growth: tuple[float, float] = (1.5, 3.0)
 
 
 NO_AUGMENT = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.0, (0.0, 0.0), 0.0, 0.0)
@@ -48,8 +54,11 @@ def sample_view(
     """A size x size crop around `box` with jitter, and the box in crop pixels; `distractor`
     (h, w, 3), another object's pixels, is blended in beside the box before the colour changes."""
     base = context_window(box, area_scale, size)
-    dx, dy = rng.uniform(-aug.shift, aug.shift, 2) * [box.w, box.h]
-    side = base.side * float(np.exp(rng.uniform(-aug.scale, aug.scale)))
+    growth = 1.0
+    if aug.wide_probability and rng.random() < aug.wide_probability:
+        growth = float(np.exp(rng.uniform(*np.log(aug.wide_growth))))
+    dx, dy = rng.uniform(-aug.shift, aug.shift, 2) * [box.w, box.h] * growth
+    side = base.side * float(np.exp(rng.uniform(-aug.scale, aug.scale))) * growth
     window = CropWindow(base.cx + dx, base.cy + dy, side, size)
     crop, b = window.crop(image), window.to_crop(box)
     aspect = float(np.exp(rng.uniform(-aug.aspect, aug.aspect)))

@@ -112,6 +112,10 @@ TRIALS: dict[str, Recipe] = {
     # the search view, and no training pair had ever shown one beside the target: half the positive
     # pairs get another object of the target's category pasted into their search view
     "distractors": replace(RECIPE, sampling=replace(RECIPE.sampling, distractor_fraction=0.5)),
+    # TRAINING.md, 2026-12-06: after a few lost frames the tracker searches a crop 3x wider (spec 6),
+    # where no view had ever shown the target, and re-finds it there on a third of validation frames:
+    # a quarter of the search views cut so (1.5x to 3x the window, the shift grown alike)
+    "wide-views": replace(RECIPE, search_aug=replace(RECIPE.search_aug, wide_probability=0.25)),
 }
 TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
 TRIAL_FORK = "fork.json"  # the counters of the resume point a trial forked from, in its run folder
