@@ -8,7 +8,10 @@ import cv2
 import numpy as np
 
 from ..boxes import Box
+from ..config import TrackerConfig
 from ..tracking.crop import CropWindow, context_window
+
+_LOST_MODE = TrackerConfig()  # the search crop a lost tracker cuts (wide views)
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,11 @@ class AugmentConfig:
     distractor_cover: float = 0.25
     distractor_feather: float = 0.2
     # a share of the views cut as the tracker cuts its crop after losing the target: the window
-    # (and the shift) grown by a log-uniform factor in `wide_growth`, TrackerConfig's lost_search_growth
-    # after one lost frame to lost_search_max (spec 6), so the target is 1.5 to 3 times smaller in
-    # the crop than any view of the ranges above shows it; re-detection is asked of such crops
+    # (and the shift) grown by a log-uniform factor in `wide_growth`, from the tracker's growth after
+    # one lost frame to its bound (spec 6: 1.5x to 3x), so the target is that much smaller in the
+    # crop than any view of the ranges above shows it; re-detection is asked of such crops
     wide_probability: float = 0.0
-    wide_growth: tuple[float, float] = (1.5, 3.0)
+    wide_growth: tuple[float, float] = (_LOST_MODE.lost_search_growth, _LOST_MODE.lost_search_max)
 
 
 NO_AUGMENT = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.0, (0.0, 0.0), 0.0, 0.0)
