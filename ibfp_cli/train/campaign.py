@@ -293,7 +293,7 @@ class Stretch:
         loss = " / ".join(f"{self.losses.get(k, float('nan')):.3f}" for k in ("total", "centre", "box", "giou"))
         net = " / ".join(
             f"{self.network.get(k, float('nan')):.3f}"
-            for k in ("iou", "size_ratio", "aspect_error", "scale_correction")
+            for k in ("iou", "size_ratio", "aspect_error", "scale_correction", "refound")
         )
         pairs = f"{self.state.pairs - self.pairs_from:,} ({self.state.pairs:,})"
         day = self.day if self.label is None else f"{self.day} | {self.label}"
@@ -303,7 +303,7 @@ class Stretch:
 
 LOG_HEADER = (
     "| date | steps | pairs (all so far) | hours | loss total / centre / box / giou | "
-    "network IoU / size ratio / aspect error / scale correction |\n|---|---|---|---|---|---|"
+    "network IoU / size ratio / aspect error / scale correction / re-found |\n|---|---|---|---|---|---|"
 )
 TRIAL_HEADER = (
     LOG_HEADER.replace("| date |", "| date | trial |", 1)
