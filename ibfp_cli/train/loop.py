@@ -186,6 +186,7 @@ def train(
     deadline = clock.started + max_minutes * 60 if max_minutes else None
     saved_at = clock.started
     log_rows: list[dict[str, float]] = []
+    first_step = state.step + 1  # logged too: every stretch, however short, has a loss row
     net.train()
     freeze(model, cfg)
     while state.step < cfg.max_steps and (deadline is None or time.monotonic() < deadline):
@@ -202,7 +203,7 @@ def train(
         scaler.update()
         state.step += 1
         state.pairs += len(batch.positive) * (dist.get_world_size() if distributed else 1)
-        if state.step % LOG_EVERY == 0 or state.step == 1:
+        if state.step % LOG_EVERY == 0 or state.step == first_step:
             row = {"step": state.step, "lr": optimizer.param_groups[0]["lr"], **terms.as_floats()}
             log_rows.append(row)
             if report and rank == 0:
