@@ -20,6 +20,7 @@ from ibfp_cli.evaluate.boxfit import (
     box_fit,
     mean_fit,
     network_check,
+    on_target,
     summarize,
 )
 from ibfp_cli.evaluate.datasets import open_dataset
@@ -56,6 +57,19 @@ def test_a_box_half_a_target_size_off_is_still_centred_and_one_further_is_not():
     gt = np.array([GT] * 3)
     pred = np.array([GT, around_centre(1, 1, shift_x=half), around_centre(1, 1, shift_x=half + 0.5)])
     assert box_fit(pred, gt).centred == pytest.approx(0.5)
+
+
+def test_on_target_is_half_a_target_size_and_a_missing_box_never_is():
+    gt = np.array([[100.0, 100.0, 40.0, 10.0]] * 4)  # target size sqrt(40 * 10) = 20 px
+    pred = np.array(
+        [
+            [110.0, 100.0, 40.0, 10.0],  # centre 10 px off: half a target size
+            [110.5, 100.0, 40.0, 10.0],  # just beyond
+            [np.nan, np.nan, np.nan, np.nan],  # no box
+            [100.0, 100.0, 0.0, 10.0],  # an empty box on the centre
+        ]
+    )
+    assert on_target(pred, gt).tolist() == [True, False, False, False]
 
 
 def test_mean_fit_skips_sequences_where_a_field_is_undefined():

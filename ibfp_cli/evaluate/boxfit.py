@@ -66,6 +66,15 @@ def aspect_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.abs(np.log((pred[:, 2] / pred[:, 3]) / (gt[:, 2] / gt[:, 3])))
 
 
+def on_target(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(N,) bool: whether each (N, 4) box's centre is within CENTRED_WITHIN target sizes of the
+    true box's; a missing or empty box never is."""
+    valid = np.all(np.isfinite(pred), axis=1) & (pred[:, 2] > 0) & (pred[:, 3] > 0)
+    errors = np.full(len(gt), np.inf)
+    errors[valid] = center_errors(pred[valid], gt[valid])
+    return errors <= CENTRED_WITHIN * np.sqrt(gt[:, 2] * gt[:, 3])
+
+
 def box_fit(pred: np.ndarray, gt: np.ndarray, absent: np.ndarray | None = None) -> BoxFit:
     """Box fit of (N, 4) predictions against (N, 4) ground truth on the protocol's scored frames."""
     pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
@@ -74,10 +83,7 @@ def box_fit(pred: np.ndarray, gt: np.ndarray, absent: np.ndarray | None = None) 
     if not mask.any():
         return NO_FIT
     pred, gt = pred[mask], gt[mask]
-    valid = np.all(np.isfinite(pred), axis=1) & (pred[:, 2] > 0) & (pred[:, 3] > 0)
-    errors = np.full(len(gt), np.inf)
-    errors[valid] = center_errors(pred[valid], gt[valid])
-    centred = errors <= CENTRED_WITHIN * np.sqrt(gt[:, 2] * gt[:, 3])
+    centred = on_target(pred, gt)
     if not centred.any():
         return BoxFit(0.0, float("nan"), float("nan"))
     on = pred[centred], gt[centred]
@@ -158,9 +164,13 @@ def network_check(
             break
     gt = sequence.gt[checked]
     probe_sizes = np.stack([size_ratios(p, gt) for p in probed])
-    refound = center_errors(refind, gt) <= CENTRED_WITHIN * np.sqrt(gt[:, 2] * gt[:, 3])
     return NetworkCheck(
-        sequence.name, ious(pred, gt), size_ratios(pred, gt), aspect_errors(pred, gt), probe_sizes, refound
+        sequence.name,
+        ious(pred, gt),
+        size_ratios(pred, gt),
+        aspect_errors(pred, gt),
+        probe_sizes,
+        on_target(refind, gt),
     )
 
 
