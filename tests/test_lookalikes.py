@@ -3,6 +3,7 @@ negative pairs is drawn from the template's own category, never from its video o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import pytest
 from conftest import write_sequence
 
 from ibfp_cli.media.synthetic import SyntheticSpec
+from ibfp_cli.train.campaign import TRIALS
 from ibfp_cli.train.data import PairSampler, SamplingConfig, Source
 from ibfp_cli.train.prepare import category_of, load_crop_cache, prepare_crop_cache
 
@@ -126,3 +128,14 @@ def test_without_distractors_the_draws_are_those_of_the_sampler_before_them():
     assert plain == draws(SamplingConfig(lookalike_fraction=0.5, distractor_fraction=0.0))
     assert all(d is None for *_, d in plain)
     assert plain != draws(SamplingConfig(lookalike_fraction=0.5, distractor_fraction=0.5))
+
+
+@pytest.mark.parametrize(("trial", "det_share"), [("control", 0.3), ("stills", 0.5)])
+def test_a_trials_kind_weights_decide_where_positive_pairs_come_from(trial, det_share):
+    """Trial `stills` draws half its pairs from still images, the recipe 30 %, whatever the sources' sizes."""
+    cfg = replace(TRIALS[trial].sampling, negative_fraction=0.0)
+    sources = [_source("walk", "sot", ["person"] * 50), _source("photos", "det", ["car"] * 5)]
+    sources.append(_source("syn000", "syn", [""] * 20))
+    sampler = PairSampler(sources, cfg, seed=0)
+    kinds = [sources[sampler.sample().template[0]].kind for _ in range(4000)]
+    assert kinds.count("det") / len(kinds) == pytest.approx(det_share, abs=0.03)

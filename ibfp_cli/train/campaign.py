@@ -116,6 +116,13 @@ TRIALS: dict[str, Recipe] = {
     # where no view had ever shown the target, and re-finds it there on a third of validation frames:
     # a quarter of the search views cut so (1.5x to 3x the window, the shift grown alike)
     "wide-views": replace(RECIPE, search_aug=replace(RECIPE.search_aug, wide_probability=0.25)),
+    # TRAINING.md, 2026-12-06: from step 38,600 the tuning (training) sequences gain AUC while the
+    # validation ones do not: the network learns the 62 training videos. The still images are the
+    # most varied data there is (8,128 crops of thousands of objects against 8,984 crops of 62
+    # videos): they take most of the generated clips' share (plain shapes the network finds at any
+    # step) and some of the videos', so that each still is drawn a little more often than each
+    # video frame (sot, det, syn: 0.5, 0.3, 0.2 in the recipe)
+    "stills": replace(RECIPE, sampling=replace(RECIPE.sampling, weights=(0.45, 0.5, 0.05))),
 }
 TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
 TRIAL_FORK = "fork.json"  # the counters of the resume point a trial forked from, in its run folder
