@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -111,6 +113,34 @@ def test_cached_training_tunes_only_the_backbones_last_stage(cache, tmp_path):
     changed = {k for k in before if not torch.equal(before[k], after[k]) and "running" not in k}
     assert changed and all(any(k.startswith(p) for p in last) for k in changed)
     assert any(k.startswith("features.17.") for k in changed)
+
+
+def _share_of_threads_flushing(setup: str) -> float:
+    """In a new process on 2 torch threads: `setup`, then the share of a parallel division's
+    subnormal results that came out 0 (each thread computes part of it)."""
+    code = (
+        "import torch\n"
+        "torch.set_num_threads(2)\n"
+        f"{setup}\n"
+        "halves = torch.full((1 << 22,), torch.finfo(torch.float32).tiny) / 2\n"
+        "print(float((halves == 0).float().mean()))\n"
+    )
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def test_flush_denormals_turns_subnormals_into_zero_on_every_thread_started_after_it():
+    assert _share_of_threads_flushing("pass") == 0.0
+    flushed = "from ibfp_cli.tracking.denormals import flush_denormals, flushing_denormals\nflush_denormals()"
+    assert _share_of_threads_flushing(flushed + "\nassert flushing_denormals()") == 1.0
+    # called after torch's threads have started, only the caller's share is flushed: say so, not hide it
+    late = "torch.ones(1 << 22).sum()\n" + flushed + "\nassert not flushing_denormals()"
+    assert 0.0 < _share_of_threads_flushing(late) < 1.0
+
+
+def test_train_commands_flush_subnormals_before_any_other_work():
+    """`ibfp train ...` (its group's callback runs before every train command): every CPU thread
+    flushes, so a campaign step runs up to 4x faster on x86 (tracking/denormals.py)."""
+    assert _share_of_threads_flushing("from ibfp_cli.cli.train import train_main\ntrain_main()") == 1.0
 
 
 @pytest.mark.parametrize("norm_groups", [0, 2])  # BatchNorm (statistics must not move) and GroupNorm

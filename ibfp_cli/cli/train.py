@@ -25,6 +25,15 @@ TRAIN_DEFAULTS = TrainConfig()
 
 train_app = typer.Typer(help="Train the IBFP tracker's weights (prepare data, run, resume).", no_args_is_help=True)
 
+
+@train_app.callback()
+def train_main() -> None:
+    """Train the IBFP tracker's weights (prepare data, run, resume)."""
+    from ..tracking.denormals import flush_denormals  # torch: only once a train command runs
+
+    flush_denormals()  # first thing, before torch starts its CPU threads: a step up to 4x faster
+
+
 DEFAULT_DATA = Path("../shared/data")
 PresetOption = Annotated[
     str, typer.Option(help="Model preset: mobile (MobileNetV2, CPU-friendly widths) or paper (ResNet18, paper widths).")
