@@ -162,6 +162,10 @@ class TrainConfig:
     learning_rate: float = 1e-3  # Adam on the new modules (shipped CPU run)
     backbone_lr_scale: float = 0.1  # spec 7: backbone layers train 10x slower
     weight_decay: float = 1e-4  # common Siamese-training value (pysot)
+    # False: Adam with L2 weight decay (the shipped runs'); True: AdamW's decoupled decay (Loshchilov &
+    # Hutter 2019), which does not drive a channel that has stopped receiving gradient to zero at the
+    # learning rate's pace (weights/TRAINING.md, dead channels)
+    decoupled_weight_decay: bool = False
     warmup_steps: int = 100  # paper: 5 of 60 epochs of warm-up (1/12), scaled to the run
     decay_every: int = 600  # paper: learning rate x0.2 every 15 of 60 epochs, scaled to the run
     decay_factor: float = 0.2  # paper

@@ -31,6 +31,7 @@ from ..tracking.weights import SHIPPED_DIR, load_model, read_checkpoint, save_we
 from .augment import AugmentConfig
 from .data import PairSampler, SamplingConfig, image_batch
 from .loop import CHECKPOINT, LOG, RunState, train
+from .revive import revive_dead_channels
 
 if TYPE_CHECKING:
     from ..evaluate.boxfit import NetworkCheck
@@ -43,6 +44,7 @@ TRAINING_LOG = SHIPPED_DIR / "TRAINING.md"
 # centre), as FCOS-style heads (NanoTrack, LightTrack, SiamCAR) train it, instead of the paper's
 # central 0.25 w x 0.25 h (Table II): the peak of a moving target is rarely the centre cell
 BOX_INSIDE = 0.5
+ADAMW_DECAY = 1e-2  # AdamW's decoupled weight decay: PyTorch's default, as in timm's recipes
 LOSS_ROWS = 25  # logged rows (every LOG_EVERY steps) averaged for a stretch's losses: its last 500 steps
 
 
@@ -78,6 +80,8 @@ class Recipe:
     synthetic: int = 16  # generated look-alike clips beside the crop cache (shipped run: 16)
     # a trial starts from the campaign's resume point; False: from `start_from` at step 0
     fork: bool = True
+    # the fusion's and head's dead channels re-initialised where a run starts from a resume point
+    revive: bool = False
     # issue 26.2, from step 10,000: half the negatives are another object of the template's category
     # (DaSiamRPN's semantic negatives; issue 28: IBFP loses targets to look-alikes)
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(lookalike_fraction=0.5))
@@ -128,6 +132,12 @@ TRIALS: dict[str, Recipe] = {
     # (learning rate x0.2, Sec. IV-A) on the same data
     "decayed": replace(
         RECIPE, train=replace(RECIPE.train, learning_rate=RECIPE.train.learning_rate * TrainConfig().decay_factor)
+    ),
+    # TRAINING.md, 2026-12-06: half of the deepest fusion conv's channels and a quarter of the centre
+    # branch's are dead (constant, scale ~0), presumably killed by Adam's L2 decay: re-initialised at
+    # the fork, and AdamW's decoupled decay (at its usual 1e-2, Loshchilov & Hutter 2019) from there
+    "revive": replace(
+        RECIPE, revive=True, train=replace(RECIPE.train, decoupled_weight_decay=True, weight_decay=ADAMW_DECAY)
     ),
 }
 TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
@@ -245,6 +255,8 @@ def run_campaign(
     committed = resume_point(fork_from or name)
     start = find_start(name, recipe, committed)
     say(start.description)
+    if recipe.revive and start.state is not None:  # from the resume point, not from a run folder's checkpoint
+        say(f"{revive_dead_channels(start.model)} dead channels of the fusion and head re-initialised")
     cfg = replace(recipe.train, model=recipe.model, batch_size=batch_size or recipe.train.batch_size)
     if until is not None:
         cfg = replace(cfg, max_steps=until)

@@ -166,7 +166,8 @@ def train(
     groups = [{"params": new, "lr": cfg.learning_rate}]
     if backbone:
         groups.append({"params": backbone, "lr": cfg.learning_rate * cfg.backbone_lr_scale})
-    optimizer = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+    adam = torch.optim.AdamW if cfg.decoupled_weight_decay else torch.optim.Adam
+    optimizer = adam(groups, weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     state = RunState() if start is None else RunState(start.step, start.pairs, dict(start.seconds), start.step)
     checkpoint = run_dir / CHECKPOINT
