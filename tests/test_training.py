@@ -19,7 +19,7 @@ from ibfp_cli.train.api import TEMPLATE_AUG
 from ibfp_cli.train.augment import AugmentConfig
 from ibfp_cli.train.data import PairSampler, SamplingConfig, Source
 from ibfp_cli.train.features import TEMPLATE_VIEW, FeatureCache, build_feature_cache
-from ibfp_cli.train.loop import train
+from ibfp_cli.train.loop import CHECKPOINT, train
 from ibfp_cli.train.losses import giou_loss, ibfp_loss
 
 
@@ -141,6 +141,17 @@ def test_train_commands_flush_subnormals_before_any_other_work():
     """`ibfp train ...` (its group's callback runs before every train command): every CPU thread
     flushes, so a campaign step runs up to 4x faster on x86 (tracking/denormals.py)."""
     assert _share_of_threads_flushing("from ibfp_cli.cli.train import train_main\ntrain_main()") == 1.0
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_weight_decay_is_adams_l2_or_adamws_decoupled_decay_as_configured(cache, tmp_path, decoupled):
+    model = IBFP(TINY)
+    features = FeatureCache(cache)
+    sampler = PairSampler(features.sources(), SamplingConfig(negative_fraction=0.0), seed=0)
+    cfg = TrainConfig(model=TINY, batch_size=4, max_steps=1, warmup_steps=1, decoupled_weight_decay=decoupled)
+    train(tmp_path / "run", model, lambda: features.batch(sampler, 4), sampler.rng, cfg, device=torch.device("cpu"))
+    saved = torch.load(tmp_path / "run" / CHECKPOINT, map_location="cpu", weights_only=True)
+    assert saved["optimizer"]["param_groups"][0]["decoupled_weight_decay"] is decoupled
 
 
 @pytest.mark.parametrize("norm_groups", [0, 2])  # BatchNorm (statistics must not move) and GroupNorm
