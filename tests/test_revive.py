@@ -8,7 +8,7 @@ import torch
 from test_mechanics import TINY
 
 from ibfp_cli.model.ibfp import IBFP, Prediction
-from ibfp_cli.train.revive import dead_channels, links, revive_dead_channels
+from ibfp_cli.train.revive import channel_axes, dead_channels, links, revive_dead_channels
 
 SIZE = TINY.input_size
 BOXES = torch.tensor([[48.0, 48.0, 32.0, 32.0], [40.0, 50.0, 44.0, 20.0]])  # template boxes, crop pixels
@@ -25,8 +25,7 @@ def _kill(model: IBFP, link_index: int, channels: list[int]) -> None:
     link = links(model)[link_index]
     kill = torch.tensor(channels)
     with torch.no_grad():
-        out_dim = 1 if isinstance(link.producer, torch.nn.ConvTranspose2d) else 0
-        link.producer.weight.index_fill_(out_dim, kill, 0.0)
+        link.producer.weight.index_fill_(channel_axes(link.producer)[0], kill, 0.0)
         link.norm.weight[kill], link.norm.bias[kill] = 1e-5, -0.1
         link.norm.running_var[kill] = 1e-9
 

@@ -131,7 +131,7 @@ TRIALS: dict[str, Recipe] = {
     # its losses moving stretch to stretch by more than they fall: the paper's next decay step
     # (learning rate x0.2, Sec. IV-A) on the same data
     "decayed": replace(
-        RECIPE, train=replace(RECIPE.train, learning_rate=RECIPE.train.learning_rate * TrainConfig().decay_factor)
+        RECIPE, train=replace(RECIPE.train, learning_rate=RECIPE.train.learning_rate * RECIPE.train.decay_factor)
     ),
     # TRAINING.md, 2026-12-06: half of the deepest fusion conv's channels and a quarter of the centre
     # branch's are dead (constant, scale ~0), presumably killed by Adam's L2 decay: re-initialised at

@@ -43,6 +43,12 @@ def links(model: IBFP) -> list[Link]:
     return [link for link in found if isinstance(link.norm, nn.BatchNorm2d)]
 
 
+def channel_axes(layer: nn.Conv2d | nn.ConvTranspose2d) -> tuple[int, int]:
+    """The weight's output- and input-channel axes: (cout, cin, k, k) for a conv, (cin, cout, k, k)
+    for a transposed conv."""
+    return (1, 0) if isinstance(layer, nn.ConvTranspose2d) else (0, 1)
+
+
 def dead_channels(norm: nn.BatchNorm2d) -> torch.Tensor:
     """(C,) bool: the channels this norm has seen constant, with a scale decayed to ~0."""
     return (norm.running_var < DEAD_VARIANCE) & (norm.weight.abs() < DEAD_SCALE)
@@ -58,11 +64,10 @@ def revive_dead_channels(model: IBFP) -> int:
             continue
         fresh = torch.empty_like(link.producer.weight)
         nn.init.kaiming_normal_(fresh, mode="fan_out", nonlinearity="relu")  # torchvision's conv init
-        out_dim = 1 if isinstance(link.producer, nn.ConvTranspose2d) else 0  # (cin, cout, k, k) vs (cout, cin, k, k)
-        link.producer.weight.index_copy_(out_dim, dead, fresh.index_select(out_dim, dead))
+        out_axis = channel_axes(link.producer)[0]
+        link.producer.weight.index_copy_(out_axis, dead, fresh.index_select(out_axis, dead))
         link.norm.weight[dead], link.norm.bias[dead] = 1.0, 0.0
         link.norm.running_mean[dead], link.norm.running_var[dead] = 0.0, 1.0
-        in_dim = 0 if isinstance(link.consumer, nn.ConvTranspose2d) else 1
-        link.consumer.weight.index_fill_(in_dim, dead, 0.0)
+        link.consumer.weight.index_fill_(channel_axes(link.consumer)[1], dead, 0.0)
         revived += len(dead)
     return revived
