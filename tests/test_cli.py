@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import motmetrics
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import REPO_ROOT
 from pycocotools.coco import COCO
@@ -509,6 +510,32 @@ def test_eval_scores_trackers_and_reports_unavailable_ones(small_video, tmp_path
     assert "kcf" in rows
     assert "nano" in result.stdout and "unavailable" in result.stdout
     assert (tmp_path / "report").is_dir()
+
+
+def test_eval_val_split_with_sequences_runs_those_and_refuses_names_outside_the_split(small_video, tmp_path):
+    video, truth = small_video
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    rows = "".join(f"{i},{box_text(row)}\n" for i, row in enumerate(truth))
+    for name in ("vot_bag", "training_clip"):  # one sequence of the validation split, one not
+        (dataset / f"{name}.mp4").write_bytes(video.read_bytes())
+        (dataset / f"{name}.gt.csv").write_text("frame,x,y,w,h\n" + rows)
+    report = tmp_path / "report"
+    result = ibfp(
+        "eval", dataset, "--tracker", "kcf", "--out", report, "--workers", 1, "--val-split", "--sequences", "vot_bag"
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(report / "per_sequence.csv")
+    assert set(scored.sequence) == {"vot_bag"}
+    refused = ibfp(
+        "eval", dataset, "--tracker", "kcf", "--out", tmp_path / "other", "--val-split",
+        "--sequences", "vot_bag,training_clip",
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines() == [
+        "error: --val-split: training_clip not in the validation split (ibfp_cli/train/val_split.txt)"
+    ]
+    assert not (tmp_path / "other").exists()
 
 
 # ---- retrack ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..errors import IBFPError
 from ..tracking.opencv_trackers import MODELS_ENV
 from ..tracking.registry import tracker_names
 from .common import (
@@ -69,7 +70,8 @@ def evaluate(
         bool,
         typer.Option(
             "--val-split",
-            help="Run only the validation split that training never sees (the names in ibfp_cli/train/val_split.txt).",
+            help="Run only the validation split that training never sees (the names in ibfp_cli/train/val_split.txt); "
+            "with --sequences, those of its sequences.",
         ),
     ] = False,
     network_check: Annotated[
@@ -90,12 +92,12 @@ def evaluate(
     )
     from ..train.prepare import val_sequences
 
-    if val_split:
-        sequences = ",".join(sorted(val_sequences()))
-
     if opencv_models is not None:
         os.environ[MODELS_ENV] = str(opencv_models)  # worker processes inherit it
     with reported_errors(), stage_progress(unit="runs") as stage:
+        chosen = _comma_list(sequences) if sequences else None
+        if val_split:
+            chosen = validation_subset(chosen, val_sequences())
         settings = parse_settings(TrackerConfig, tracker_config or [])
         runs = stage("tracker x sequence runs")
         report = run_evaluation(
@@ -106,7 +108,7 @@ def evaluate(
             backend=backend,
             weights=weights,
             workers=workers,
-            sequences=_comma_list(sequences) if sequences else None,
+            sequences=chosen,
             progress=lambda done, total, _label: runs(done, total),
             network=network_check,
             tracker_config=settings,
@@ -115,6 +117,16 @@ def evaluate(
     if report.together is not None:
         out.print(render_together_table(report.together))
     out.print(f"report written to {escape(str(out_dir))}")
+
+
+def validation_subset(names: list[str] | None, split: set[str]) -> list[str]:
+    """The validation split's sequences, or those of `names` when given (each must be in it)."""
+    if names is None:
+        return sorted(split)
+    outside = [name for name in names if name not in split]
+    if outside:
+        raise IBFPError(f"--val-split: {', '.join(outside)} not in the validation split (ibfp_cli/train/val_split.txt)")
+    return names
 
 
 def _comma_list(text: str) -> list[str]:
