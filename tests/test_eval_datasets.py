@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ibfp_cli.errors import FormatError, VideoError
-from ibfp_cli.evaluate.datasets import Sequence, open_dataset, read_gt_csv
+from ibfp_cli.evaluate.datasets import Sequence, open_dataset, read_gt_csv, temporal_starts
 from ibfp_cli.media.video import VideoWriter
 
 WIDTH, HEIGHT = 32, 24
@@ -105,6 +105,42 @@ def test_gt_csv_errors_name_the_line(tmp_path):
     write_lines(path, ["f,x,y,w,h", "0,1,2,3,4"])
     with pytest.raises(FormatError, match="header frame,x,y,w,h"):
         read_gt_csv(path)
+
+
+def test_a_later_start_gives_the_frames_and_truth_from_there(tmp_path):
+    make_video_sequence(tmp_path, "clip", 8, [f"{i},{i},2,10,8" for i in range(8)])
+    (seq,) = open_dataset(tmp_path)
+    later = seq.starting_at(5)
+    assert (later.name, later.start, len(later)) == ("clip", 5, 3)
+    np.testing.assert_array_equal(later.gt[:, 0], [5, 6, 7])
+    frames, all_frames = list(later.frames()), list(seq.frames())
+    assert len(frames) == 3
+    for frame, same in zip(frames, all_frames[5:]):
+        np.testing.assert_array_equal(frame, same)
+    assert later.starting_at(6).gt[0, 0] == 6  # frames count from the source's first
+
+
+def test_a_later_start_of_a_short_video_names_the_source_frame_counts(tmp_path):
+    make_video_sequence(tmp_path, "short", 4, [f"{i},1,2,10,8" for i in range(6)])
+    (seq,) = open_dataset(tmp_path)
+    with pytest.raises(VideoError, match="has 4 frames, its ground truth has 6"):
+        list(seq.starting_at(2).frames())
+
+
+def test_temporal_starts_spread_evenly_and_skip_to_a_visible_target():
+    absent = np.zeros(30, dtype=bool)
+
+    def starts(count: int) -> list[int]:
+        gt = np.where(absent[:, None], np.nan, np.array([1.0, 2, 10, 8]))
+        return temporal_starts(Sequence("clip", Path("clip.mp4"), gt, absent.copy()), count)
+
+    assert starts(1) == [0]
+    assert starts(3) == [0, 10, 20]
+    absent[10:13] = True  # absent at the second start: moved on to 13
+    absent[27:29] = True  # after 26 only the last frame: a start there has nothing to track
+    assert starts(3) == [0, 13, 20]
+    assert starts(30)[-1] == 26
+    assert starts(60) == sorted(set(starts(60)))  # no start twice
 
 
 def test_otb_is_shifted_to_zero_based_and_accepts_any_separator(tmp_path):

@@ -134,6 +134,27 @@ def test_scores_per_sequence_and_overall(dataset, tmp_path):
     assert {p.name for p in report.paths} == names and all(p.is_file() for p in report.paths)
 
 
+def test_later_starts_are_runs_of_their_own_and_each_sequence_counts_once(dataset, tmp_path):
+    out = tmp_path / "out"
+    report = run_evaluation(dataset, ["test-constant"], out, workers=1, starts=2)
+    runs = report.per_sequence.set_index(["sequence", "start"])
+    assert sorted(runs.index) == [("long", 0), ("long", 5), ("short", 0), ("short", 3)]
+    assert runs.loc[("long", 5), "frames"] == LONG_FRAMES - SHIFT_FROM
+    # from frame 5 the constant box starts on the shifted target and stays on it
+    assert runs.loc[("long", 5), "auc"] == pytest.approx(SHORT_AUC)
+    assert runs.loc[("long", 0), "auc"] == pytest.approx(LONG_AUC)
+    (overall,) = report.overall.itertuples()
+    assert overall.sequences == 2
+    assert overall.auc == pytest.approx(((LONG_AUC + SHORT_AUC) / 2 + SHORT_AUC) / 2)
+    saved = read_predictions(out / "predictions" / "test-constant" / "long@5.csv")
+    np.testing.assert_array_equal(saved.boxes, np.tile(SHIFTED, (LONG_FRAMES - SHIFT_FROM, 1)))
+    assert ConstantTracker.inits == 4
+    again = run_evaluation(dataset, ["test-constant"], out, workers=1, starts=2)
+    assert ConstantTracker.inits == 4  # every run found saved
+    assert again.overall.loc[0, "auc"] == pytest.approx(overall.auc)
+    assert "temporal robustness" in (out / "report.md").read_text()
+
+
 def test_predictions_hold_every_frame_starting_from_the_ground_truth(dataset, tmp_path):
     out = tmp_path / "out"
     run_evaluation(dataset, ["test-constant"], out, workers=1, sequences=["long"])

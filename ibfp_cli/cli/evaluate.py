@@ -74,6 +74,15 @@ def evaluate(
             "with --sequences, those of its sequences.",
         ),
     ] = False,
+    starts: Annotated[
+        int,
+        typer.Option(
+            help="Runs per sequence: from frame 0 and from STARTS - 1 later frames spread evenly over it "
+            "(OTB's temporal robustness evaluation), each from the ground-truth box there; a sequence "
+            "scores the mean of its runs, so one lucky or unlucky moment weighs less.",
+            min=1,
+        ),
+    ] = 1,
     network_check: Annotated[
         bool,
         typer.Option(
@@ -112,6 +121,7 @@ def evaluate(
             progress=lambda done, total, _label: runs(done, total),
             network=network_check,
             tracker_config=settings,
+            starts=starts,
         )
     out.print(render_rich_table(report))
     if report.together is not None:

@@ -63,7 +63,7 @@ class Sequence:
     gt: (N, 4) float x, y, w, h, 0-based, NaN rows where absent; absent: (N,) bool. A ground
     truth with several objects (`GT_CSV_OBJECT_COLUMNS`) also gives `objects`: (M, N, 4), every
     object's boxes in `object_ids` order, NaN where absent; `gt` is the lowest-id object annotated
-    on the first frame.
+    on the first frame. `start`: the source frame this sequence begins at (`starting_at`).
     """
 
     name: str
@@ -72,6 +72,7 @@ class Sequence:
     absent: np.ndarray
     objects: np.ndarray | None = None
     object_ids: tuple[int, ...] = ()
+    start: int = 0
 
     def __post_init__(self) -> None:
         if len(self.gt) == 0:
@@ -90,15 +91,34 @@ class Sequence:
         else:
             yield from self._first_frames(_read_image(path) for path in self.frames_source)
 
+    def starting_at(self, frame: int) -> Sequence:
+        """The same sequence from `frame` on (a later start of a temporal robustness evaluation),
+        its target alone; `frame` must have a ground-truth box."""
+        later = slice(frame - self.start, None)
+        return Sequence(self.name, self.frames_source, self.gt[later], self.absent[later], start=frame)
+
     def _first_frames(self, images: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         count = 0
-        for count, image in enumerate(islice(images, len(self)), start=1):  # noqa: B007 (read after)
+        for count, image in enumerate(islice(images, self.start, self.start + len(self)), start=1):  # noqa: B007
             yield image
         if count < len(self):
             raise VideoError(
-                f"sequence {self.name}: {_source_name(self.frames_source)} has {count} frames, "
-                f"its ground truth has {len(self)}"
+                f"sequence {self.name}: {_source_name(self.frames_source)} has {self.start + count} frames, "
+                f"its ground truth has {self.start + len(self)}"
             )
+
+
+def temporal_starts(sequence: Sequence, count: int) -> list[int]:
+    """Its first frame and count - 1 later ones spread evenly over `sequence` (OTB's temporal
+    robustness evaluation, Wu et al. 2013), each moved on to the next frame with a ground-truth
+    box; a later start with no frame after it to track is left out."""
+    starts = [sequence.start]
+    for i in range(1, count):
+        offset = i * len(sequence) // count
+        present = offset + np.flatnonzero(~sequence.absent[offset:])
+        if len(present) and present[0] < len(sequence) - 1:
+            starts.append(sequence.start + int(present[0]))
+    return list(dict.fromkeys(starts))
 
 
 def open_dataset(path: str | Path) -> list[Sequence]:

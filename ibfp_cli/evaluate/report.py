@@ -53,7 +53,7 @@ METRIC_LABELS = {
 FIT_LABELS = {"centred": "Centred", "size_ratio": "Size ratio", "aspect_error": "Aspect error"}
 """Box fit (evaluate.boxfit.BoxFit): share of frames on the target, and how its box fits there."""
 
-PER_SEQUENCE_COLUMNS = ("tracker", "sequence", "frames", "frames_scored", *METRIC_LABELS, *FIT_LABELS)
+PER_SEQUENCE_COLUMNS = ("tracker", "sequence", "start", "frames", "frames_scored", *METRIC_LABELS, *FIT_LABELS)
 OVERALL_COLUMNS = (
     "tracker",
     "sequences",
@@ -135,7 +135,8 @@ TOGETHER_PROTOCOL = (
 
 @dataclass(frozen=True, eq=False)
 class SequenceResult:
-    """One tracker on one sequence: its scores and the seconds spent in tracker calls."""
+    """One tracker on one sequence from frame `start`: its scores and the seconds spent in
+    tracker calls."""
 
     tracker: str
     sequence: str
@@ -143,6 +144,7 @@ class SequenceResult:
     score: SequenceScore
     track_seconds: float
     fit: BoxFit = NO_FIT
+    start: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,10 +166,13 @@ class EvalReport:
 
 
 def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str]) -> EvalReport:
-    """Per-sequence and overall tables from the results of each (tracker, sequence)."""
+    """Per-run and overall tables from the results of each (tracker, sequence, start); a
+    sequence's runs from several starts count as one sequence, their mean."""
     results = list(results)
     rows = [
-        {"tracker": r.tracker, "sequence": r.sequence} | _score_row(r.score, r.frames, r.track_seconds) | asdict(r.fit)
+        {"tracker": r.tracker, "sequence": r.sequence, "start": r.start}
+        | _score_row(r.score, r.frames, r.track_seconds)
+        | asdict(r.fit)
         for r in results
     ]
     per_sequence = pd.DataFrame(rows, columns=list(PER_SEQUENCE_COLUMNS))
@@ -175,13 +180,15 @@ def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str])
     overall_rows = []
     for tracker in dict.fromkeys(r.tracker for r in results):
         mine = [r for r in results if r.tracker == tracker]
-        curves[tracker] = aggregate([r.score for r in mine])
+        by_sequence = [[r for r in mine if r.sequence == name] for name in dict.fromkeys(r.sequence for r in mine)]
+        scores = [aggregate([r.score for r in runs]) for runs in by_sequence]
+        curves[tracker] = aggregate(scores)
         frames, seconds = sum(r.frames for r in mine), sum(r.track_seconds for r in mine)
         row = _score_row(curves[tracker], frames, seconds)
-        low, high = bootstrap_interval([r.score.auc for r in mine if r.score.frames_scored])
-        fit = asdict(mean_fit([r.fit for r in mine]))
+        low, high = bootstrap_interval([score.auc for score in scores if score.frames_scored])
+        fit = asdict(mean_fit([mean_fit([r.fit for r in runs]) for runs in by_sequence]))
         overall_rows.append(
-            {"tracker": tracker, "sequences": len(mine)} | row | {"auc_low": low, "auc_high": high} | fit
+            {"tracker": tracker, "sequences": len(by_sequence)} | row | {"auc_low": low, "auc_high": high} | fit
         )
     overall = pd.DataFrame(overall_rows, columns=list(OVERALL_COLUMNS))
     overall = overall.sort_values("auc", ascending=False, kind="stable", ignore_index=True)
@@ -278,7 +285,8 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
     )
     trackers = list(report.overall["tracker"])
     auc = report.per_sequence.pivot_table(index="sequence", columns="tracker", values="auc", dropna=False)
-    scored = report.per_sequence.groupby("sequence")["frames_scored"].first()
+    scored = report.per_sequence.groupby(["sequence", "tracker"], sort=False)["frames_scored"].sum()
+    scored = scored.groupby("sequence").first()  # over every start
     lines += ["", "## AUC per sequence", ""]
     lines += _markdown_table(
         ["sequence", "frames scored", *trackers],

@@ -1,8 +1,8 @@
 """Run trackers over a benchmark in worker processes, save each run, and score the saved runs.
 
 Each (tracker, sequence) run is saved to `<out_dir>/predictions/<tracker>/<sequence>.csv`
-once complete; a later call finds it there and does not track that pair again (resume).
-Scores are always recomputed from the saved files.
+(`<sequence>@<frame>.csv` for a later start) once complete; a later call finds it there and
+does not track that run again (resume). Scores are always recomputed from the saved files.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..tracking.contract import SingleObjectTracker, TrackerFactory, TrackerOutp
 from ..tracking.registry import tracker_factory
 from ..wording import counted
 from .boxfit import NetworkCheck, box_fit, network_check
-from .datasets import Sequence, open_dataset
+from .datasets import Sequence, open_dataset, temporal_starts
 from .metrics import score_sequence
 from .predictions import Predictions, has_predictions, read_predictions, write_predictions
 from .report import EvalReport, SequenceResult, build_report, network_table, together_table, write_report
@@ -60,7 +60,7 @@ class _Run:
 
     @property
     def label(self) -> str:
-        return f"{self.tracker}/{self.sequence.name}" + (" (all objects)" if self.together else "")
+        return f"{self.tracker}/{run_name(self.sequence)}" + (" (all objects)" if self.together else "")
 
     def saved(self) -> bool:
         """Its output is already complete (from an earlier, interrupted evaluation)."""
@@ -87,6 +87,7 @@ def run_evaluation(
     progress: ProgressCallback | None = None,
     network: bool = False,
     tracker_config: dict[str, object] | None = None,
+    starts: int = 1,
 ) -> EvalReport:
     """Track every selected sequence of `dataset` with each tracker, then score and report.
 
@@ -94,8 +95,9 @@ def run_evaluation(
     the report's `unavailable` instead of failing the run (unless none can run). With `network`,
     the IBFP network's own boxes are also checked (`evaluate.boxfit.network_check`).
     `tracker_config`: IBFP tracker settings over the weights' own (`config.parse_settings`); a
-    folder whose saved IBFP runs were made with other weights or settings is refused. Writes
-    into `out_dir`, creating it.
+    folder whose saved IBFP runs were made with other weights or settings is refused. `starts`:
+    runs per sequence, from its first frame and later ones (`datasets.temporal_starts`); each
+    sequence's runs are averaged before the means over sequences. Writes into `out_dir`, creating it.
     """
     chosen = select_sequences(open_dataset(dataset), sequences)
     tracker_config = tracker_config or {}
@@ -109,10 +111,11 @@ def run_evaluation(
     if not factories:
         raise TrackerUnavailable("no tracker can run here: " + "; ".join(unavailable.values()))
     out_dir = Path(out_dir)
+    segments = [seq.starting_at(frame) if frame else seq for seq in chosen for frame in temporal_starts(seq, starts)]
     runs = [
-        _Run(name, factory, options, seq, out_dir / PREDICTIONS_FOLDER / name / f"{seq.name}.csv")
+        _Run(name, factory, options, seq, out_dir / PREDICTIONS_FOLDER / name / f"{run_name(seq)}.csv")
         for name, factory in factories.items()
-        for seq in chosen
+        for seq in segments
     ]
     runs += [
         _Run(name, factory, options, seq, out_dir / PREDICTIONS_FOLDER / name / f"{seq.name}{OBJECTS_SUFFIX}", True)
@@ -132,6 +135,12 @@ def run_evaluation(
         report = replace(report, together=together_table(together))
     if tracker_config:
         report.notes.append("IBFP settings over the weights' own: " + _settings_text(tracker_config))
+    if starts > 1:
+        report.notes.append(
+            f"temporal robustness: each sequence run from up to {starts} evenly spread frames (per_sequence.csv, "
+            "start), not only frame 0; a sequence's scores are the mean of its runs, each run starting from "
+            "the ground-truth box of its first frame"
+        )
     if network:
         checks = run_network_check(chosen, weights, device, backend, tracker_config)
         report = replace(report, network=network_table(checks))
@@ -155,6 +164,11 @@ def run_network_check(
         tracker.config = replace(tracker.config, use_online=False)
         checks.append(network_check(sequence, tracker))
     return checks
+
+
+def run_name(sequence: Sequence) -> str:
+    """A run's name: the sequence's, with its start frame when it starts later (`NAME@FRAME`)."""
+    return f"{sequence.name}@{sequence.start}" if sequence.start else sequence.name
 
 
 def select_sequences(all_sequences: list[Sequence], names: list[str] | None) -> list[Sequence]:
@@ -298,6 +312,7 @@ def _scored(run: _Run) -> SequenceResult:
     return SequenceResult(
         tracker=run.tracker,
         sequence=run.sequence.name,
+        start=run.sequence.start,
         frames=len(predictions),
         score=score_sequence(predictions.boxes, run.sequence.gt, run.sequence.absent),
         track_seconds=float(np.sum(predictions.times_ms)) / MS_PER_S,
