@@ -19,6 +19,7 @@ import pytest
 from ibfp_cli.boxes import Box
 from ibfp_cli.errors import IBFPError, TrackerUnavailable
 from ibfp_cli.evaluate import datasets, render_rich_table, run_evaluation
+from ibfp_cli.evaluate.compare import paired_difference
 from ibfp_cli.evaluate.predictions import (
     PREDICTION_COLUMNS,
     Predictions,
@@ -153,6 +154,37 @@ def test_later_starts_are_runs_of_their_own_and_each_sequence_counts_once(datase
     assert ConstantTracker.inits == 4  # every run found saved
     assert again.overall.loc[0, "auc"] == pytest.approx(overall.auc)
     assert "temporal robustness" in (out / "report.md").read_text()
+
+
+def test_against_an_earlier_report_pairs_the_sequences(dataset, tmp_path):
+    run_evaluation(dataset, ["test-constant"], tmp_path / "earlier", workers=1)
+    report = run_evaluation(
+        dataset, ["test-constant"], tmp_path / "later", workers=1, starts=2, against=tmp_path / "earlier"
+    )
+    (row,) = report.against.table.itertuples()
+    long_gain = (LONG_AUC + SHORT_AUC) / 2 - LONG_AUC  # the later start of "long" scores SHORT_AUC
+    assert (row.tracker, row.sequences, row.better) == ("test-constant", 2, 1)
+    assert row.gain == pytest.approx(long_gain / 2)
+    assert row.auc - row.against_auc == pytest.approx(row.gain)
+    assert row.gain_low <= row.gain <= row.gain_high
+    assert row.largest_gain == f"long {long_gain:+.3f}" and row.largest_loss == "short +0.000"
+    saved = (tmp_path / "later" / "against.csv").read_text()
+    assert saved.splitlines()[0].startswith("tracker,sequences,auc,against_auc,gain")
+    assert f"## Against {tmp_path / 'earlier'}" in (tmp_path / "later" / "report.md").read_text()
+
+
+def test_against_a_folder_without_a_report_fails_before_tracking(dataset, tmp_path):
+    with pytest.raises(IBFPError, match="has no per_sequence.csv: not an `ibfp eval` report folder"):
+        run_evaluation(dataset, ["test-constant"], tmp_path / "out", workers=1, against=tmp_path)
+    assert ConstantTracker.inits == 0 and not (tmp_path / "out").exists()
+
+
+def test_paired_difference_uses_the_common_sequences():
+    gain = paired_difference({"a": 0.5, "b": 0.7, "c": 0.2}, {"a": 0.4, "b": 0.7, "c": 0.4, "d": 0.9})
+    assert (gain.count, gain.better) == (3, 1)
+    assert gain.mean == pytest.approx(-0.1 / 3)
+    assert gain.low <= gain.mean <= gain.high
+    assert gain.text() == f"-0.033 (90%: {gain.low:+.3f}..{gain.high:+.3f}), better on 1 of 3"
 
 
 def test_predictions_hold_every_frame_starting_from_the_ground_truth(dataset, tmp_path):

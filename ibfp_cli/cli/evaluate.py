@@ -83,6 +83,16 @@ def evaluate(
             min=1,
         ),
     ] = 1,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="An earlier report folder of the same sequences (other weights or settings): each tracker "
+            "in both is compared with its runs there, paired by sequence (AUC gain, its 90% bootstrap "
+            "interval, sequences better), in against.csv and report.md.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     network_check: Annotated[
         bool,
         typer.Option(
@@ -95,6 +105,7 @@ def evaluate(
     """Score trackers on a benchmark (OTB success AUC, precision, normalised precision, speed)."""
     from ..config import TrackerConfig, parse_settings
     from ..evaluate import (  # pandas and friends: load on demand
+        render_against_table,
         render_rich_table,
         render_together_table,
         run_evaluation,
@@ -122,10 +133,13 @@ def evaluate(
             network=network_check,
             tracker_config=settings,
             starts=starts,
+            against=against,
         )
     out.print(render_rich_table(report))
     if report.together is not None:
         out.print(render_together_table(report.together))
+    if report.against is not None:
+        out.print(render_against_table(report.against))
     out.print(f"report written to {escape(str(out_dir))}")
 
 

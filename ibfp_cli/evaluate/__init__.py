@@ -2,7 +2,7 @@
 
 from .datasets import Sequence, open_dataset
 from .metrics import SequenceScore, aggregate, score_sequence
-from .report import EvalReport, render_rich_table, render_together_table
+from .report import EvalReport, render_against_table, render_rich_table, render_together_table
 from .runner import run_evaluation
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "SequenceScore",
     "aggregate",
     "open_dataset",
+    "render_against_table",
     "render_rich_table",
     "render_together_table",
     "run_evaluation",

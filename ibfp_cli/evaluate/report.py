@@ -37,6 +37,7 @@ from .metrics import (
 )
 
 if TYPE_CHECKING:
+    from .compare import Against
     from .together import TogetherResult
 
 METRIC_LABELS = {
@@ -80,6 +81,7 @@ TOGETHER_COLUMNS = (
     "auc",
 )
 TOGETHER_CSV = "together.csv"
+AGAINST_CSV = "against.csv"
 ALL_SEQUENCES = "all"
 BOOTSTRAP_SAMPLES = 10_000  # resamples of the sequences for the AUC interval
 BOOTSTRAP_LEVEL = 0.90  # issue 11: a 90% interval over sequences
@@ -110,6 +112,13 @@ PROTOCOL = (
     "Aspect error, the mean of abs(log((w / h) / (w_true / h_true))); each a mean over sequences."
 )
 
+AGAINST_PROTOCOL = (
+    "Each tracker of this report against the same tracker in the earlier report, on the sequences "
+    "both scored (a sequence's score: the mean of its runs): AUC gain, the mean of the per-sequence "
+    f"differences with its {BOOTSTRAP_LEVEL:.0%} bootstrap interval over sequences; better: sequences "
+    "whose AUC rose; SR0.75 and aspect-error gains the mean per-sequence differences (an aspect-error "
+    "gain below 0 is better)."
+)
 NETWORK_PROTOCOL = (
     f"The network alone, with no tracking feedback: on every {NETWORK_CHECK_EVERY}th scored frame the search crop is "
     "centred on the true box at its true scale, as the tracker would cut it; the head's box at the "
@@ -163,6 +172,8 @@ class EvalReport:
     """The IBFP network check per sequence and over all (`network_table`), when it was run."""
     together: pd.DataFrame | None = None
     """Sequences with several objects, all tracked together (`together_table`), when there are any."""
+    against: Against | None = None
+    """This report against an earlier one, paired by sequence (`compare.compare_reports`), when asked."""
 
 
 def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str]) -> EvalReport:
@@ -254,6 +265,9 @@ def write_report(report: EvalReport, out_dir: Path, dataset: str) -> EvalReport:
     if report.together is not None:
         paths.append(out_dir / TOGETHER_CSV)
         tables.append((report.together, paths[-1]))
+    if report.against is not None:
+        paths.append(out_dir / AGAINST_CSV)
+        tables.append((report.against.table, paths[-1]))
     for table, path in tables:
         with atomic_output(path) as tmp:
             table.to_csv(tmp, index=False)
@@ -322,6 +336,18 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
                 for row in report.together.itertuples()
             ],
         )
+    if report.against is not None:
+        lines += ["", f"## Against {report.against.folder}", "", AGAINST_PROTOCOL, ""]
+        lines += _markdown_table(
+            ["tracker", "sequences", "AUC", "earlier AUC", "AUC gain", f"{BOOTSTRAP_LEVEL:.0%} interval", "better"]
+            + ["SR0.75 gain", "aspect-error gain", "largest loss", "largest gain"],
+            [
+                [row.tracker, str(row.sequences), _format("auc", row.auc), _format("auc", row.against_auc)]
+                + [f"{row.gain:+.3f}", f"{row.gain_low:+.3f}..{row.gain_high:+.3f}", f"{row.better} of {row.sequences}"]
+                + [f"{row.sr75_gain:+.3f}", f"{row.aspect_error_gain:+.3f}", row.largest_loss, row.largest_gain]
+                for row in report.against.table.itertuples()
+            ],
+        )
     if report.unavailable:
         lines += ["", "## Unavailable trackers", ""]
         lines += [f"- {name}: {reason}" for name, reason in report.unavailable.items()]
@@ -355,6 +381,21 @@ def render_together_table(together: pd.DataFrame) -> Table:
         counts = (row.objects, row.crossings, row.switches, row.merged_frames, row.wrong_frames)
         table.add_row(row.tracker, *map(str, counts), f"{row.own_share:.1%}", _format("auc", row.auc))
     table.caption = "own: confident track-frames on the track's own object (report.md has the protocol)"
+    return table
+
+
+def render_against_table(against: Against) -> Table:
+    """This report against an earlier one, for the terminal."""
+    table = Table(title=f"Against {against.folder} (paired by sequence)")
+    for heading in ("tracker", "AUC", "earlier", "gain", f"{BOOTSTRAP_LEVEL:.0%} interval", "better"):
+        table.add_column(heading, justify="left" if heading == "tracker" else "right")
+    for row in against.table.itertuples():
+        table.add_row(
+            row.tracker, _format("auc", row.auc), _format("auc", row.against_auc), f"{row.gain:+.3f}",
+            f"{row.gain_low:+.3f}..{row.gain_high:+.3f}", f"{row.better} of {row.sequences}",
+        )  # fmt: skip
+    if against.table.empty:
+        table.caption = "no tracker scored the same sequences in both reports"
     return table
 
 

@@ -27,6 +27,7 @@ from ..tracking.contract import SingleObjectTracker, TrackerFactory, TrackerOutp
 from ..tracking.registry import tracker_factory
 from ..wording import counted
 from .boxfit import NetworkCheck, box_fit, network_check
+from .compare import compare_reports, read_per_sequence
 from .datasets import Sequence, open_dataset, temporal_starts
 from .metrics import score_sequence
 from .predictions import Predictions, has_predictions, read_predictions, write_predictions
@@ -88,6 +89,7 @@ def run_evaluation(
     network: bool = False,
     tracker_config: dict[str, object] | None = None,
     starts: int = 1,
+    against: Path | None = None,
 ) -> EvalReport:
     """Track every selected sequence of `dataset` with each tracker, then score and report.
 
@@ -97,8 +99,11 @@ def run_evaluation(
     `tracker_config`: IBFP tracker settings over the weights' own (`config.parse_settings`); a
     folder whose saved IBFP runs were made with other weights or settings is refused. `starts`:
     runs per sequence, from its first frame and later ones (`datasets.temporal_starts`); each
-    sequence's runs are averaged before the means over sequences. Writes into `out_dir`, creating it.
+    sequence's runs are averaged before the means over sequences. `against`: an earlier report
+    folder of the same sequences, each tracker compared with its runs there (`compare`). Writes
+    into `out_dir`, creating it.
     """
+    earlier = read_per_sequence(against) if against is not None else None  # a wrong folder: before any tracking
     chosen = select_sequences(open_dataset(dataset), sequences)
     tracker_config = tracker_config or {}
     options: dict[str, object] = {
@@ -144,6 +149,8 @@ def run_evaluation(
     if network:
         checks = run_network_check(chosen, weights, device, backend, tracker_config)
         report = replace(report, network=network_table(checks))
+    if earlier is not None:
+        report = replace(report, against=compare_reports(report.per_sequence, earlier, against))
     return write_report(report, out_dir, Path(dataset).name)
 
 

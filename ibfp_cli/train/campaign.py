@@ -468,15 +468,10 @@ def trial_fork(run_dir: Path, committed: Path | None) -> RunState | None:
 def paired_gain(trial: dict[str, float], control: dict[str, float]) -> str:
     """Mean network IoU gain over the control by sequence, its bootstrap interval and how many
     sequences gained, as the short-run table writes it."""
-    from ..evaluate.report import BOOTSTRAP_LEVEL, bootstrap_interval
+    from ..evaluate.compare import paired_difference
 
-    gains = [trial[s] - control[s] for s in sorted(trial.keys() & control.keys())]
-    if not gains:
-        return "-"
-    low, high = bootstrap_interval(gains)
-    better = sum(g > 0 for g in gains)
-    mean = sum(gains) / len(gains)
-    return f"{mean:+.3f} ({BOOTSTRAP_LEVEL:.0%}: {low:+.3f}..{high:+.3f}), better on {better} of {len(gains)}"
+    gain = paired_difference(trial, control)
+    return gain.text() if gain.count else "-"
 
 
 def save_resume_point(path: Path, model: IBFP, state: RunState, recipe: Recipe = RECIPE) -> None:
