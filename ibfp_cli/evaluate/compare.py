@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IBFPError
-from .report import BOOTSTRAP_LEVEL, PER_SEQUENCE_CSV, bootstrap_interval
+from .report import BOOTSTRAP_LEVEL, PER_SEQUENCE_CSV, Against, bootstrap_interval
 
 AGAINST_COLUMNS = (
     "tracker", "sequences", "auc", "against_auc", "gain", "gain_low", "gain_high", "better",
@@ -38,15 +38,6 @@ class PairedDifference:
             f"{self.mean:+.3f} ({BOOTSTRAP_LEVEL:.0%}: {self.low:+.3f}..{self.high:+.3f}), "
             f"better on {self.better} of {self.count}"
         )
-
-
-@dataclass(frozen=True, eq=False)
-class Against:
-    """A report's comparison with the earlier report in `folder`: one AGAINST_COLUMNS row per
-    tracker (`report.markdown_report` and `report.render_against_table` show it)."""
-
-    folder: str
-    table: pd.DataFrame
 
 
 def paired_difference(ours: Mapping[str, float], theirs: Mapping[str, float]) -> PairedDifference:

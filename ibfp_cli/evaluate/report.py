@@ -37,7 +37,6 @@ from .metrics import (
 )
 
 if TYPE_CHECKING:
-    from .compare import Against
     from .together import TogetherResult
 
 METRIC_LABELS = {
@@ -154,6 +153,15 @@ class SequenceResult:
     track_seconds: float
     fit: BoxFit = NO_FIT
     start: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Against:
+    """A report's comparison with the earlier report in `folder`: one AGAINST_COLUMNS row per
+    tracker (`compare.compare_reports`; `markdown_report` and `render_against_table` show it)."""
+
+    folder: str
+    table: pd.DataFrame
 
 
 @dataclass(frozen=True, eq=False)
