@@ -15,12 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IBFPError
-from .report import BOOTSTRAP_LEVEL, PER_SEQUENCE_CSV, Against, bootstrap_interval
-
-AGAINST_COLUMNS = (
-    "tracker", "sequences", "auc", "against_auc", "gain", "gain_low", "gain_high", "better",
-    "sr75_gain", "aspect_error_gain", "largest_loss", "largest_gain",
-)  # fmt: skip
+from .report import AGAINST_COLUMNS, BOOTSTRAP_LEVEL, PER_SEQUENCE_CSV, Against, bootstrap_interval
 
 
 @dataclass(frozen=True)

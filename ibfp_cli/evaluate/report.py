@@ -80,6 +80,10 @@ TOGETHER_COLUMNS = (
     "auc",
 )
 TOGETHER_CSV = "together.csv"
+AGAINST_COLUMNS = (
+    "tracker", "sequences", "auc", "against_auc", "gain", "gain_low", "gain_high", "better",
+    "sr75_gain", "aspect_error_gain", "largest_loss", "largest_gain",
+)  # fmt: skip
 AGAINST_CSV = "against.csv"
 ALL_SEQUENCES = "all"
 BOOTSTRAP_SAMPLES = 10_000  # resamples of the sequences for the AUC interval
