@@ -150,6 +150,11 @@ class LossConfig:
     # loss alone. 1.0: both terms are about 0.3 on the 0.2.1 weights, so neither dominates
     giou_weight: float = 1.0
     online_weight: float = 1.0  # spec 4: the online branch's hinge MSE added to the total
+    # issue 26.4, distillation: NanoTrack's box at its peak (train/teacher.py) as a second box target
+    # on the same cells as the truth, with this weight against the truth's 1 (L1 and GIoU alike);
+    # 0: no teacher. Only where the teacher's box overlaps the truth by distill_found_iou (IoU)
+    distill_weight: float = 0.0
+    distill_found_iou: float = 0.5  # the usual "found" overlap (OTB's success at 0.5)
 
 
 @dataclass(frozen=True)

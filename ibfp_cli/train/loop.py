@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -17,12 +17,14 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import TrackerConfig, TrainConfig, from_dict, to_dict
+from ..errors import IBFPError
 from ..media.atomic import atomic_output
 from ..model.ibfp import IBFP
 from ..tracking.weights import save_weights
 from .data import ImageBatch
 from .features import FeatureBatch
 from .losses import LossTerms, ibfp_loss
+from .teacher import TeacherBoxes
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
@@ -33,6 +35,8 @@ LOG_FIELDS = ["step", "lr", "total", "centre", "box", "giou", "online"]
 
 Batch = ImageBatch | FeatureBatch
 BatchSource = Callable[[], Batch]
+Teacher = Callable[[ImageBatch], TeacherBoxes]  # a teacher's boxes for a batch (distillation)
+T = TypeVar("T", ImageBatch, FeatureBatch, TeacherBoxes)
 
 
 def lr_factor(step: int, cfg: TrainConfig, fresh_from: int = 0) -> float:
@@ -63,8 +67,9 @@ def freeze(model: IBFP, cfg: TrainConfig) -> None:
                 module.eval()
 
 
-def forward_loss(model: IBFP, batch: Batch, cfg: TrainConfig) -> LossTerms:
-    """Loss of one batch: images go through the backbone, cached features skip it."""
+def forward_loss(model: IBFP, batch: Batch, cfg: TrainConfig, teacher: TeacherBoxes | None = None) -> LossTerms:
+    """Loss of one batch: images go through the backbone, cached features skip it; `teacher`:
+    its boxes for the batch, where the recipe distils."""
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     if isinstance(batch, FeatureBatch):
         zr, xr = batch.template, batch.search
@@ -77,7 +82,7 @@ def forward_loss(model: IBFP, batch: Batch, cfg: TrainConfig) -> LossTerms:
         zr, xr = core.backbone_features(batch.template), core.backbone_features(batch.search)
     template = core.template(core.project(zr), batch.template_boxes)
     pred = core(template, core.project(xr))
-    return ibfp_loss(pred, batch.search_boxes, batch.positive, core.config.strides[:2], cfg.loss)
+    return ibfp_loss(pred, batch.search_boxes, batch.positive, core.config.strides[:2], cfg.loss, teacher)
 
 
 def _frozen_features(model: IBFP, images: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, ...]:
@@ -90,7 +95,7 @@ def _frozen_features(model: IBFP, images: torch.Tensor, cfg: TrainConfig) -> tup
     return c8, c16, model.backbone.last_stage()(c16) if c32 is None else c32
 
 
-def _to(batch: Batch, device: torch.device) -> Batch:
+def _to(batch: T, device: torch.device) -> T:
     moved = {}
     for name, value in vars(batch).items():
         if isinstance(value, tuple):
@@ -147,13 +152,17 @@ def train(
     max_minutes: float | None = None,
     report: Callable[[int, dict[str, float]], None] | None = None,
     start: RunState | None = None,
+    teacher: Teacher | None = None,
 ) -> RunState:
     """Train until cfg.max_steps or max_minutes; resumes from run_dir's checkpoint if present,
-    else from `model` as given, counted from `start` (a resume point's step and pairs).
+    else from `model` as given, counted from `start` (a resume point's step and pairs); with
+    `teacher`, its boxes for each batch are a second box target (cfg.loss.distill_weight).
 
     Checkpoints atomically every CHECKPOINT_EVERY steps or CHECKPOINT_MINUTES, whichever comes
     first, and always ends on one, so a killed or time-limited command can be run again to continue.
     """
+    if cfg.loss.distill_weight and teacher is None:
+        raise IBFPError("this recipe distils (loss.distill_weight) but no teacher was given to train with")
     run_dir.mkdir(parents=True, exist_ok=True)
     distributed = dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
@@ -193,9 +202,11 @@ def train(
     while state.step < cfg.max_steps and (deadline is None or time.monotonic() < deadline):
         for g, base in zip(optimizer.param_groups, base_lrs):
             g["lr"] = base * lr_factor(state.step, cfg, state.fresh_from)
-        batch = _to(next_batch(), device)
+        drawn = next_batch()
+        taught = _to(teacher(drawn), device) if teacher is not None and isinstance(drawn, ImageBatch) else None
+        batch = _to(drawn, device)
         with torch.autocast(device.type, dtype=amp or torch.float16, enabled=amp is not None):
-            terms = forward_loss(net, batch, cfg)
+            terms = forward_loss(net, batch, cfg, taught)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(terms.total).backward()
         scaler.unscale_(optimizer)

@@ -4,6 +4,7 @@ and a GIoU term on the same boxes (SiamCAR / FCOS practice; issue 11)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,9 @@ from ..config import LossConfig
 from ..model.ibfp import Prediction
 from ..model.labels import box_targets, gaussian_labels
 from ..model.online import hinge_residual
+
+if TYPE_CHECKING:
+    from .teacher import TeacherBoxes
 
 
 def focal_hinge_mse(s: torch.Tensor, y: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
@@ -55,10 +59,16 @@ class LossTerms:
 
 
 def ibfp_loss(
-    pred: Prediction, boxes: torch.Tensor, positive: torch.Tensor, strides: tuple[int, int], cfg: LossConfig
+    pred: Prediction,
+    boxes: torch.Tensor,
+    positive: torch.Tensor,
+    strides: tuple[int, int],
+    cfg: LossConfig,
+    teacher: TeacherBoxes | None = None,
 ) -> LossTerms:
     """All terms for a batch. boxes: (B, 4) search-crop pixels; positive: (B,) bool
-    (negative pairs get all-zero labels and no box loss)."""
+    (negative pairs get all-zero labels and no box loss); teacher: a second box target for the
+    pairs whose teacher box was found (cfg.distill_weight; its term is in the total only)."""
     stride8, stride16 = strides
     size8, size16 = pred.centre.shape[-1], pred.online.shape[-1]
     keep = positive.float().view(-1, 1, 1, 1)
@@ -68,12 +78,25 @@ def ibfp_loss(
     online = focal_hinge_mse(pred.online.float(), y16, cfg)
     targets, mask = box_targets(boxes, size8, stride8, cfg.box_region)
     mask = mask & positive.view(-1, 1, 1, 1)
-    if mask.any():
-        l1 = F.l1_loss(pred.ltrb.float() / stride8, targets / stride8, reduction="none")
-        box = (l1 * mask).sum() / (mask.sum() * 4)
-        cells = mask.squeeze(1)  # (B, H, W)
-        giou = giou_loss(pred.ltrb.float().permute(0, 2, 3, 1)[cells], targets.permute(0, 2, 3, 1)[cells]).mean()
-    else:
-        box = giou = pred.ltrb.sum() * 0.0
+    box, giou = box_terms(pred.ltrb, targets, mask, stride8)
     total = centre + cfg.box_weight * box + cfg.giou_weight * giou + cfg.online_weight * online
+    if teacher is not None and cfg.distill_weight:
+        taught, _ = box_targets(teacher.boxes, size8, stride8, cfg.box_region)
+        l1, overlap = box_terms(pred.ltrb, taught, mask & teacher.found.view(-1, 1, 1, 1), stride8)
+        total = total + cfg.distill_weight * (cfg.box_weight * l1 + cfg.giou_weight * overlap)
     return LossTerms(total, centre, box, giou, online)
+
+
+def box_terms(
+    ltrb: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, stride: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked L1 (in cells) and GIoU loss of predicted distances ltrb (B, 4, H, W) against
+    targets (B, 4, H, W) on the cells of mask (B, 1, H, W); zero (with a graph) where none."""
+    if not mask.any():
+        zero = ltrb.sum() * 0.0
+        return zero, zero
+    l1 = F.l1_loss(ltrb.float() / stride, targets / stride, reduction="none")
+    box = (l1 * mask).sum() / (mask.sum() * 4)
+    cells = mask.squeeze(1)  # (B, H, W)
+    giou = giou_loss(ltrb.float().permute(0, 2, 3, 1)[cells], targets.permute(0, 2, 3, 1)[cells]).mean()
+    return box, giou
