@@ -3,6 +3,8 @@ and its box as a second target of the box loss."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -159,3 +161,28 @@ def test_training_asks_the_teacher_each_step_and_its_boxes_reach_the_box_branch(
 def test_a_recipe_that_distils_will_not_train_without_its_teacher(tmp_path) -> None:
     with pytest.raises(IBFPError, match="teacher"):
         _trained_box_branch(tmp_path, None)
+
+
+def _flushing_after(code: str) -> bool:
+    """In a new process on one torch thread, flushing subnormals: whether it still does after `code`."""
+    program = (
+        "import torch\ntorch.set_num_threads(1)\n"
+        "from ibfp_cli.tracking.denormals import flush_denormals, flushing_denormals, denormal_mode_kept\n"
+        f"flush_denormals()\n{code}\nprint(flushing_denormals())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    return out.stdout.strip() == "True"
+
+
+def test_denormal_mode_kept_restores_flushing_a_block_turned_off() -> None:
+    assert not _flushing_after("torch.set_flush_denormal(False)")
+    assert _flushing_after("with denormal_mode_kept():\n    torch.set_flush_denormal(False)")
+
+
+@needs_nano
+def test_the_teacher_leaves_training_steps_flushing_subnormals() -> None:
+    """ONNX Runtime's session creation turns flushing off on its thread: the campaign's steps
+    ran 3x slower beside the teacher until it was restored (TRAINING.md, Throughput)."""
+    made = "from pathlib import Path\nfrom ibfp_cli.train.teacher import NanoTeacher\n"
+    made += f"NanoTeacher(Path({str(SHARED_MODELS)!r}))"
+    assert _flushing_after(made)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import IBFPError
+from ..tracking.denormals import denormal_mode_kept
 from ..tracking.opencv_trackers import MODELS_ENV, NANO_BACKBONE, NANO_HEAD
 from .data import ImageBatch
 
@@ -84,8 +85,9 @@ class NanoTeacher:
         folder = found[0]
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
-        self.backbone = ort.InferenceSession(_any_side(folder / NANO_BACKBONE), options, ["CPUExecutionProvider"])
-        self.head = ort.InferenceSession(str(folder / NANO_HEAD), options, ["CPUExecutionProvider"])
+        with denormal_mode_kept():
+            self.backbone = ort.InferenceSession(_any_side(folder / NANO_BACKBONE), options, ["CPUExecutionProvider"])
+            self.head = ort.InferenceSession(str(folder / NANO_HEAD), options, ["CPUExecutionProvider"])
         self.geometry = geometry or TeacherGeometry()
 
     def raw(self, template: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
