@@ -17,6 +17,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SOT_DIR = REPO_ROOT.parent / "shared" / "data" / "sot"
 """Real single-object tracking clips (read-only), present on development machines only."""
 
+SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
+"""NanoTrack's and VitTrack's ONNX files (read-only), present on development machines and in CI."""
+needs_nano = pytest.mark.skipif(
+    not all((SHARED_MODELS / f).is_file() for f in ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")),
+    reason="no NanoTrack ONNX files in ../shared/models",
+)
+
 SMALL_SPEC = SyntheticSpec(width=160, height=120, frames=40, object_size=(32, 24), seed=7)
 """The clip behind `small_video`; render it again with `render_synthetic` to get its frames."""
 

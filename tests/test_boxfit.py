@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_MODELS, needs_nano
 
 from ibfp_cli.boxes import Box
 from ibfp_cli.evaluate.boxfit import (
@@ -26,6 +27,7 @@ from ibfp_cli.evaluate.boxfit import (
 from ibfp_cli.evaluate.datasets import open_dataset
 from ibfp_cli.evaluate.report import bootstrap_interval
 from ibfp_cli.media.synthetic import SyntheticSpec, write_synthetic_video
+from ibfp_cli.tracking.opencv_trackers import MODELS_ENV
 from ibfp_cli.tracking.tracker import IBFPTracker
 
 GT = (100.0, 50.0, 40.0, 20.0)  # centre (120, 60), target size sqrt(800) = 28.3 px
@@ -220,9 +222,35 @@ def test_eval_with_network_check_writes_its_table_and_report_section(clip, tmp_p
     folder = Path(clip.frames_source).parent
     report = run_evaluation(folder, ["kcf"], tmp_path / "out", device="cpu", workers=1, network=True)
     table = pd.read_csv(tmp_path / "out" / "network_check.csv")
+    assert list(table.network) == ["ibfp", "ibfp"]  # no nano among the trackers: IBFP's network alone
     assert list(table.sequence) == ["clip", "all"] and list(table.frames) == [6, 6]
     assert table.iou.iloc[0] == pytest.approx(table.iou.iloc[1]) and 0 < table.iou.iloc[0] <= 1
-    assert report.network is not None and "## IBFP network check" in (tmp_path / "out" / "report.md").read_text()
+    assert report.network is not None and "## Network check" in (tmp_path / "out" / "report.md").read_text()
+
+
+@needs_nano
+def test_eval_with_nano_checks_nanotracks_network_on_the_same_frames(clip, tmp_path, monkeypatch):
+    from ibfp_cli.evaluate import run_evaluation
+
+    monkeypatch.setenv(MODELS_ENV, str(SHARED_MODELS))
+    folder = Path(clip.frames_source).parent
+    run_evaluation(folder, ["nano"], tmp_path / "out", device="cpu", workers=1, network=True)
+    table = pd.read_csv(tmp_path / "out" / "network_check.csv").set_index(["network", "sequence"])
+    assert list(table.index) == [("ibfp", "clip"), ("ibfp", "all"), ("nano", "clip"), ("nano", "all")]
+    assert table.frames.tolist() == [6, 6, 6, 6]
+    assert table.loc[("nano", "all"), "iou"] > 0.6  # a plain object, its window on it
+    assert table.loc[("nano", "all"), "iou"] != table.loc[("ibfp", "all"), "iou"]
+
+
+@needs_nano
+def test_nanotracks_network_fits_a_generated_object_and_corrects_a_crop_cut_too_small(clip):
+    from ibfp_cli.tracking.nano_network import NanoMeasurer, NanoNetwork
+
+    summary = summarize([network_check(clip, NanoMeasurer(NanoNetwork(SHARED_MODELS)), every=1)])
+    assert summary.frames == 30
+    assert summary.iou > 0.6
+    assert 0.8 < summary.size_ratio < 1.25
+    assert summary.scale_correction > 0
 
 
 def test_the_shipped_network_refinds_a_plain_target_beside_its_crop_at_the_trained_scale(clip, monkeypatch):

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, SMALL_SPEC
+from conftest import SHARED_MODELS, SMALL_SPEC
 
 from ibfp_cli.boxes import Box, center_errors, ious
 from ibfp_cli.errors import TrackerUnavailable
@@ -15,7 +15,6 @@ from ibfp_cli.tracking.contract import TrackerOutput
 from ibfp_cli.tracking.opencv_trackers import MODELS_ENV, NANO_BACKBONE, NANO_HEAD, VIT_MODEL, OpenCVTracker
 from ibfp_cli.tracking.registry import create_tracker, tracker_names
 
-SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
 EASY_SPEC = dataclasses.replace(SMALL_SPEC, frames=20, speed=1.5)
 """A short, slow clip every OpenCV tracker should follow."""
 MIN_MEAN_IOU = 0.5

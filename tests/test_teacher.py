@@ -10,24 +10,20 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, SHARED_MODELS, needs_nano
 
 from ibfp_cli.config import LossConfig, TrackerConfig
 from ibfp_cli.errors import IBFPError
 from ibfp_cli.media.synthetic import SyntheticSpec, render_synthetic
 from ibfp_cli.model.ibfp import Prediction
 from ibfp_cli.model.labels import box_targets
-from ibfp_cli.tracking.opencv_trackers import MODELS_ENV, NANO_BACKBONE, NANO_HEAD
+from ibfp_cli.tracking.nano_network import NanoGeometry, windows
+from ibfp_cli.tracking.opencv_trackers import MODELS_ENV, NANO_BACKBONE
 from ibfp_cli.train.augment import AugmentConfig
 from ibfp_cli.train.campaign import RECIPE, TRIALS
 from ibfp_cli.train.data import PairSampler, SamplingConfig, Source, image_batch
 from ibfp_cli.train.losses import ibfp_loss
-from ibfp_cli.train.teacher import NanoTeacher, TeacherBoxes, TeacherGeometry, box_iou, windows
-
-SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
-needs_nano = pytest.mark.skipif(
-    not all((SHARED_MODELS / f).is_file() for f in (NANO_BACKBONE, NANO_HEAD)), reason="no NanoTrack ONNX files"
-)
+from ibfp_cli.train.teacher import NanoTeacher, TeacherBoxes, box_iou
 
 
 def test_window_cuts_the_square_it_names_and_pads_with_the_mean_colour() -> None:
@@ -41,9 +37,9 @@ def test_window_cuts_the_square_it_names_and_pads_with_the_mean_colour() -> None
 
 def test_template_window_is_pysots() -> None:
     # a 40 x 20 box: margin 0.5 * 60 = 30, side sqrt(70 * 50)
-    side = TeacherGeometry().template_side(torch.tensor([[0.0, 0.0, 40.0, 20.0]]))
+    side = NanoGeometry().template_side(torch.tensor([[40.0, 20.0]]))
     assert side.item() == pytest.approx(np.sqrt(70 * 50))
-    points = TeacherGeometry().points()
+    points = NanoGeometry().points()
     assert points[8].item() == 0.0 and points[1].item() - points[0].item() == 16.0
 
 

@@ -98,7 +98,8 @@ def evaluate(
         typer.Option(
             "--network-check",
             help="Also check the IBFP network alone: its box on search crops centred on the true box, "
-            "every 5th frame (network_check.csv and a section of report.md).",
+            "every 5th frame (network_check.csv and a section of report.md); NanoTrack's network too "
+            "when nano is among the trackers.",
         ),
     ] = False,
 ) -> None:

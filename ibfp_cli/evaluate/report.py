@@ -65,7 +65,7 @@ OVERALL_COLUMNS = (
     *FIT_LABELS,
 )
 NETWORK_COLUMNS = (
-    "sequence", "frames", "iou", "size_ratio", "aspect_error", "scale_correction", "settled_size", "refound",
+    "network", "sequence", "frames", "iou", "size_ratio", "aspect_error", "scale_correction", "settled_size", "refound",
 )  # fmt: skip
 NETWORK_CSV = "network_check.csv"
 TOGETHER_COLUMNS = (
@@ -131,7 +131,9 @@ NETWORK_PROTOCOL = (
     "the size ratio at which a tracker cutting each crop at its own last box would stop changing size. "
     f"Re-found: the crop cut {REFIND_GROWTH:g} times wider, as the tracker cuts it after losing the target, "
     f"centred {REFIND_OFFSET:g} target size beside the truth: the share of frames whose box centre is back "
-    f"within {CENTRED_WITHIN:g} target sizes of the target's."
+    f"within {CENTRED_WITHIN:g} target sizes of the target's. NanoTrack's network (nano among the trackers): "
+    "the same frames and boxes, its windows cut around them as its tracker cuts them, its template from the "
+    "first frame, its box at the peak its tracker would choose (cosine window, size-change penalty)."
 )
 TOGETHER_PROTOCOL = (
     "Sequences whose ground truth has several objects (an id column): every object seeded on its "
@@ -219,10 +221,15 @@ def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str])
     return EvalReport(overall, per_sequence, curves, dict(unavailable))
 
 
-def network_table(checks: list[NetworkCheck]) -> pd.DataFrame:
-    """One row per checked sequence and a last row `all` pooling every checked frame."""
-    rows = [(c.sequence, summarize([c])) for c in checks] + [(ALL_SEQUENCES, summarize(checks))]
-    return pd.DataFrame([{"sequence": name} | asdict(summary) for name, summary in rows], columns=list(NETWORK_COLUMNS))
+def network_table(checks: dict[str, list[NetworkCheck]]) -> pd.DataFrame:
+    """For each network checked, one row per checked sequence and a last row `all` pooling every
+    checked frame."""
+    rows = [
+        {"network": network, "sequence": name} | asdict(summary)
+        for network, mine in checks.items()
+        for name, summary in [(c.sequence, summarize([c])) for c in mine] + [(ALL_SEQUENCES, summarize(mine))]
+    ]
+    return pd.DataFrame(rows, columns=list(NETWORK_COLUMNS))
 
 
 def together_table(results: Iterable[TogetherResult]) -> pd.DataFrame:
@@ -319,12 +326,13 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
         [[name, str(scored[name]), *(_format("auc", auc.at[name, t]) for t in trackers)] for name in auc.index],
     )
     if report.network is not None:
-        lines += ["", "## IBFP network check", "", NETWORK_PROTOCOL, ""]
+        lines += ["", "## Network check", "", NETWORK_PROTOCOL, ""]
         lines += _markdown_table(
-            ["sequence", "frames", "mean IoU", "median size ratio", "mean aspect error"]
+            ["network", "sequence", "frames", "mean IoU", "median size ratio", "mean aspect error"]
             + ["scale correction", "settled size", "re-found"],
             [
                 [
+                    row.network,
                     row.sequence,
                     str(row.frames),
                     *(

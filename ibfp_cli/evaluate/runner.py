@@ -147,7 +147,9 @@ def run_evaluation(
             "the ground-truth box of its first frame"
         )
     if network:
-        checks = run_network_check(chosen, weights, device, backend, tracker_config)
+        checks = {"ibfp": run_network_check(chosen, weights, device, backend, tracker_config)}
+        if "nano" in factories:  # NanoTrack's own network, where it tracked beside IBFP
+            checks["nano"] = nano_network_checks(chosen)
         report = replace(report, network=network_table(checks))
     if earlier is not None:
         report = replace(report, against=compare_reports(report.per_sequence, earlier, against))
@@ -171,6 +173,14 @@ def run_network_check(
         tracker.config = replace(tracker.config, use_online=False)
         checks.append(network_check(sequence, tracker))
     return checks
+
+
+def nano_network_checks(sequences: list[Sequence]) -> list[NetworkCheck]:
+    """`network_check` of NanoTrack's network (its files where the `nano` tracker finds them)."""
+    from ..tracking.nano_network import NanoMeasurer, NanoNetwork  # torch: only when asked for
+
+    network = NanoNetwork()
+    return [network_check(sequence, NanoMeasurer(network)) for sequence in sequences]
 
 
 def run_name(sequence: Sequence) -> str:
