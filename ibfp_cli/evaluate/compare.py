@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IBFPError
-from .report import AGAINST_COLUMNS, BOOTSTRAP_LEVEL, PER_SEQUENCE_CSV, Against, bootstrap_interval
+from .report import AGAINST_COLUMNS, BOOTSTRAP_LEVEL, PER_SEQUENCE_CSV, Against, bootstrap_interval, sequence_means
 
 
 @dataclass(frozen=True)
@@ -86,5 +86,4 @@ def compare_reports(ours: pd.DataFrame, theirs: pd.DataFrame, folder: Path) -> A
 
 def _by_sequence(per_run: pd.DataFrame, tracker: str) -> pd.DataFrame:
     """One tracker's scores per sequence, the mean over its runs (starts)."""
-    mine = per_run[per_run["tracker"] == tracker]
-    return mine.groupby("sequence")[["auc", "sr75", "aspect_error"]].mean()
+    return sequence_means(per_run[per_run["tracker"] == tracker]).loc[tracker]

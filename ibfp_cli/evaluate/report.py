@@ -221,6 +221,15 @@ def build_report(results: Iterable[SequenceResult], unavailable: dict[str, str])
     return EvalReport(overall, per_sequence, curves, dict(unavailable))
 
 
+def sequence_means(per_run: pd.DataFrame) -> pd.DataFrame:
+    """A per-run table (`per_sequence.csv`) with each (tracker, sequence)'s runs from several
+    starts as one row, the mean of their scores (frame counts summed): indexed by tracker, sequence."""
+    scores = [c for c in (*METRIC_LABELS, *FIT_LABELS) if c in per_run.columns]
+    counts = [c for c in ("frames", "frames_scored") if c in per_run.columns]
+    grouped = per_run.groupby(["tracker", "sequence"], sort=False)
+    return grouped[counts].sum().join(grouped[scores].mean())
+
+
 def network_table(checks: dict[str, list[NetworkCheck]]) -> pd.DataFrame:
     """For each network checked, one row per checked sequence and a last row `all` pooling every
     checked frame."""
@@ -317,9 +326,9 @@ def markdown_report(report: EvalReport, dataset: str, notes: Iterable[str] = ())
         [[row.tracker, *(_format(k, getattr(row, k)) for k in FIT_LABELS)] for row in report.overall.itertuples()],
     )
     trackers = list(report.overall["tracker"])
-    auc = report.per_sequence.pivot_table(index="sequence", columns="tracker", values="auc", dropna=False)
-    scored = report.per_sequence.groupby(["sequence", "tracker"], sort=False)["frames_scored"].sum()
-    scored = scored.groupby("sequence").first()  # over every start
+    means = sequence_means(report.per_sequence)
+    auc = means["auc"].unstack("tracker").sort_index()
+    scored = means["frames_scored"].groupby("sequence").first()  # a sequence's scored frames, over every start
     lines += ["", "## AUC per sequence", ""]
     lines += _markdown_table(
         ["sequence", "frames scored", *trackers],
