@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_sequence
+from conftest import SHARED_MODELS, needs_nano, write_sequence
 from test_mechanics import TINY
 
 from ibfp_cli.config import TrainConfig
 from ibfp_cli.errors import IBFPError
 from ibfp_cli.media.synthetic import SyntheticSpec
 from ibfp_cli.model.ibfp import IBFP
+from ibfp_cli.tracking.opencv_trackers import MODELS_ENV
 from ibfp_cli.tracking.weights import read_checkpoint, save_weights
 from ibfp_cli.train import campaign
 from ibfp_cli.train.augment import AugmentConfig
@@ -258,6 +259,7 @@ def _step_of(checkpoint: Path) -> int:
 
 
 @pytest.mark.slow
+@needs_nano  # the recipe distils from NanoTrack
 def test_device_stretch_dry_run_packs_trains_and_brings_back_a_resume_point_the_cpu_adopts(tmp_path, monkeypatch):
     """The GPU script's one-minute CPU dry run, same code and inputs: pack a crop cache to a
     budget, train the campaign's network from its newest start, validate what comes back here."""
@@ -269,9 +271,12 @@ def test_device_stretch_dry_run_packs_trains_and_brings_back_a_resume_point_the_
     prepare_crop_cache(data, tmp_path / "crops")
     full = (tmp_path / "crops" / "clip.mp4").stat().st_size / 2**20
     budget = full * 0.75 + (tmp_path / "crops" / INDEX_FILE).stat().st_size / 2**20
-    packed = device_stretch.pack(tmp_path / "crops", tmp_path / "pack", budget)
+    packed = device_stretch.pack(tmp_path / "crops", tmp_path / "pack", budget, SHARED_MODELS)
     assert len(packed) == 15 and list(packed["item"]) == list(range(15))  # 30 crops thinned to every 2nd
-    assert sum(p.stat().st_size for p in (tmp_path / "pack").iterdir()) / 2**20 <= budget
+    assert sum(p.stat().st_size for p in (tmp_path / "pack").iterdir() if p.is_file()) / 2**20 <= budget
+    teacher = tmp_path / "pack" / device_stretch.TEACHER_FOLDER  # travels with the crops; no $IBFP_OPENCV_MODELS there
+    assert sorted(p.name for p in teacher.iterdir()) == ["nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx"]
+    monkeypatch.delenv(MODELS_ENV, raising=False)
 
     out = tmp_path / "out"
     monkeypatch.setenv(campaign.RUNS_ENV, str(tmp_path / "runs"))  # restored after the test, as main() sets it
@@ -294,6 +299,7 @@ def test_device_stretch_dry_run_packs_trains_and_brings_back_a_resume_point_the_
     assert log.read_text().splitlines()[-1] == stretch.row()
 
 
+@needs_nano  # the recipe distils from NanoTrack
 def test_device_trials_dry_run_trains_equal_steps_and_the_cpu_checks_what_comes_back(tmp_path, monkeypatch):
     """Short runs on a GPU stretch (`--trials`): the control for its share of the minutes, the
     variant as many steps from the same fork; each folder brought back is checked and logged here."""
@@ -306,6 +312,7 @@ def test_device_trials_dry_run_trains_equal_steps_and_the_cpu_checks_what_comes_
     prepare_crop_cache(data, tmp_path / "crops")
     out, runs = tmp_path / "out", tmp_path / "runs"
     monkeypatch.setenv(campaign.RUNS_ENV, str(runs))
+    monkeypatch.setenv(MODELS_ENV, str(SHARED_MODELS))  # a crop cache as the pack: the teacher from there
     args = ["run", "--pack", str(tmp_path / "crops"), "--out", str(out), "--device", "cpu", "--minutes", "0.1"]
     trials = ["--trials", "control,search-224"]
     device_stretch.main([*args, "--workers", "0", "--batch", "2", "--runs", str(runs), *trials])

@@ -105,10 +105,13 @@ def test_teacher_box_is_a_second_target_of_the_box_loss() -> None:
     assert on_teacher == pytest.approx(_loss(taught, truth, cfg, None))
 
 
-def test_distill_trial_differs_from_the_recipe_only_in_the_teacher() -> None:
-    trial = TRIALS["distill"]
-    assert trial.train.loss.distill_weight > 0 and RECIPE.train.loss.distill_weight == 0
-    assert replace(trial, train=replace(trial.train, loss=RECIPE.train.loss)) == RECIPE
+def test_the_recipe_distils_and_its_teacher_trials_differ_from_it_only_in_the_teachers_weight() -> None:
+    weight = RECIPE.train.loss.distill_weight
+    assert weight > 0
+    for variant, expected in (("distill", 2 * weight), ("undistilled", 0.0)):
+        trial = TRIALS[variant]
+        assert trial.train.loss.distill_weight == expected
+        assert replace(trial, train=replace(trial.train, loss=RECIPE.train.loss)) == RECIPE
 
 
 def _trained_box_branch(tmp_path, teacher) -> tuple[dict[str, torch.Tensor], int]:

@@ -244,6 +244,14 @@ def campaign_run(
         int | None, typer.Option(min=1, help="Pairs per step. Default: the recipe's.", show_default=False)
     ] = None,
     device: DeviceOption = "auto",
+    models: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of NanoTrack's ONNX files, the recipe's teacher (training signal only). "
+            "Default: $IBFP_OPENCV_MODELS.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train the campaign from the newer of its run folder's checkpoint and its committed resume point,
     with fresh augmented views every step; a checkpoint at least every 10 minutes, so it can be killed."""
@@ -254,8 +262,9 @@ def campaign_run(
 
     with reported_errors():
         state = run_campaign(
-            name, crops, minutes=minutes, device=device, batch_size=batch_size, say=err.print, report=report
-        )
+            name, crops, minutes=minutes, device=device, batch_size=batch_size, say=err.print, report=report,
+            models=models,
+        )  # fmt: skip
     out.print(f"campaign {name}: step {state.step}, {state.pairs:,} pairs; checkpoint saved")
 
 

@@ -8,7 +8,7 @@ decoded into memory once, augmentation on the CPU cores in worker processes, bf1
 batches. Everything that comes back is in one folder: the new resume point, the loss log, the
 tests' and the benchmark's output, and a summary. README, Training, gives the exact calls:
 
-    python -m ibfp_cli.train.device_stretch pack --crops cache/crops --out .carry/train    # here
+    python -m ibfp_cli.train.device_stretch pack --crops cache/crops --out .carry/train    # here (+ the teacher)
     python -m ibfp_cli.train.device_stretch run --pack .carry/train --out /tmp/dry --device cpu --minutes 1
     python3 -m ibfp_cli.train.device_stretch run --pack .carry/train --out $OUT --tests    # there
     ibfp train campaign save --from FILES_AT/campaign.pt                                   # back here
@@ -38,6 +38,8 @@ import torch
 from ..config import TrackerConfig
 from ..errors import IBFPError
 from ..tracking.denormals import flush_denormals
+from ..tracking.nano_network import models_folder
+from ..tracking.opencv_trackers import MODELS_ENV, NANO_BACKBONE, NANO_HEAD
 from ..tracking.tracker import pick_device
 from .campaign import (
     RECIPE,
@@ -57,6 +59,7 @@ from .campaign import (
 from .data import ImageBatch, PairSampler, Source, image_batch
 from .loop import CHECKPOINT, LOG, RunState, train
 from .prepare import INDEX_FILE, META_FILE, CacheConfig, load_crop_cache
+from .teacher import NanoTeacher, TeacherBoxes
 
 PACK_BUDGET_MIB = 48.0  # the carry limit is 64 MiB a command; the rest is the repository itself
 GPU_BATCH = 64  # pairs per step on the device: 4x the CPU recipe's 16
@@ -66,13 +69,20 @@ CUDA_TESTS = ("tests/test_tracker.py", "tests/test_onnx_backend.py", "tests/test
 RUN_NAME = "campaign"
 RESUME_FILE = f"{RUN_NAME}.pt"
 SUMMARY_FILE = "summary.json"
+TEACHER_FOLDER = "models"  # NanoTrack's ONNX files in a pack: the teacher of a recipe that distils
 TRIAL_TIME_MARGIN = 1.5  # a trial after the first may take this many shares of time to reach its steps
 
 
-def pack(crops: Path, out: Path, budget_mib: float = PACK_BUDGET_MIB) -> pd.DataFrame:
+def pack(crops: Path, out: Path, budget_mib: float = PACK_BUDGET_MIB, models: Path | None = None) -> pd.DataFrame:
     """Copy the crop cache to `out`, thinning the largest sources (every 2nd crop, re-encoded)
-    until it fits the budget. Returns the packed index."""
+    until it fits the budget, and NanoTrack's two ONNX files from `models` into out/models (the
+    recipe's teacher, 1.8 MiB beside the budget). Returns the packed index."""
     from ..media.video import VideoWriter  # PyAV: packing happens on a machine that has it
+
+    if models is not None:
+        (out / TEACHER_FOLDER).mkdir(parents=True, exist_ok=True)
+        for name in (NANO_BACKBONE, NANO_HEAD):
+            shutil.copyfile(models_folder(models) / name, out / TEACHER_FOLDER / name)
 
     index = pd.read_csv(crops / INDEX_FILE)
     sizes = {name: (crops / f"{name}.mp4").stat().st_size / 2**20 for name in index.source.unique()}
@@ -106,17 +116,21 @@ def pack(crops: Path, out: Path, budget_mib: float = PACK_BUDGET_MIB) -> pd.Data
 
 
 class _Batches(torch.utils.data.IterableDataset):
-    """Endless augmented batches, each worker drawing with its own seed (fresh views every step)."""
+    """Endless augmented batches, each worker drawing with its own seed (fresh views every step),
+    with the teacher's boxes for each where the recipe distils (each worker its own teacher)."""
 
-    def __init__(self, sources: list[Source], batch: int, seed: int, recipe: Recipe) -> None:
-        self.sources, self.batch, self.seed, self.recipe = sources, batch, seed, recipe
+    def __init__(self, sources: list[Source], batch: int, seed: int, recipe: Recipe, models: Path | None) -> None:
+        self.sources, self.batch, self.seed, self.recipe, self.models = sources, batch, seed, recipe, models
 
-    def __iter__(self) -> Iterator[ImageBatch]:
+    def __iter__(self) -> Iterator[tuple[ImageBatch, TeacherBoxes | None]]:
         info = torch.utils.data.get_worker_info()
         sampler = PairSampler(self.sources, self.recipe.sampling, self.seed * 1000 + (info.id if info else 0))
         area, size = TrackerConfig().search_area_scale, self.recipe.model.input_size
+        loss = self.recipe.train.loss
+        teacher = NanoTeacher(self.models) if loss.distill_weight else None
         while True:
-            yield image_batch(sampler, self.batch, area, size, self.recipe.template_aug, self.recipe.search_aug)
+            batch = image_batch(sampler, self.batch, area, size, self.recipe.template_aug, self.recipe.search_aug)
+            yield batch, teacher.boxes(batch, loss.distill_found_iou) if teacher else None
 
 
 def train_stretch(
@@ -146,8 +160,9 @@ def train_stretch(
     cfg = replace(recipe.train, model=recipe.model, batch_size=batch, learning_rate=lr)
     if until is not None:
         cfg = replace(cfg, max_steps=until)
+    teacher_files = pack_dir / TEACHER_FOLDER if (pack_dir / TEACHER_FOLDER).is_dir() else None
     loader = torch.utils.data.DataLoader(
-        _Batches(sources, batch, cfg.seed + steps_before, recipe),
+        _Batches(sources, batch, cfg.seed + steps_before, recipe, teacher_files),
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
@@ -155,6 +170,15 @@ def train_stretch(
     )
     batches = iter(loader)
     rng = np.random.default_rng(cfg.seed)
+    taught: list[TeacherBoxes | None] = [None]  # the teacher's boxes for the batch last drawn
+
+    def next_batch() -> ImageBatch:
+        drawn, taught[0] = next(batches)
+        return drawn
+
+    def teacher(_: ImageBatch) -> TeacherBoxes:
+        assert taught[0] is not None
+        return taught[0]
 
     def report(step: int, row: dict[str, float]) -> None:
         print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"), flush=True)
@@ -163,13 +187,14 @@ def train_stretch(
     state = train(
         runs_root() / name,
         start.model,
-        lambda: next(batches),
+        next_batch,
         rng,
         cfg,
         device=pick_device(device),
         max_minutes=minutes,
         report=report,
         start=start.state,
+        teacher=teacher if cfg.loss.distill_weight else None,
     )
     seconds = time.monotonic() - started
     run_dir = runs_root() / name
@@ -243,6 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crops", type=Path, default=Path("cache/crops"), help="crop cache of `ibfp train prepare`")
     p.add_argument("--out", type=Path, required=True, help="folder to write (name it in the device run's carry)")
     p.add_argument("--budget", type=float, default=PACK_BUDGET_MIB, help="largest size of the pack, MiB")
+    p.add_argument(
+        "--models", type=Path, default=None, help="folder of NanoTrack's ONNX files, the recipe's teacher (default: "
+        f"${MODELS_ENV})",
+    )  # fmt: skip
     r = commands.add_parser("run", help="the stretch: checks, then training, results in --out")
     r.add_argument("--pack", type=Path, required=True, help="folder written by `pack`")
     r.add_argument("--out", type=Path, required=True, help="results folder ($OUT on the device)")
@@ -255,7 +284,10 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--trials", help="comma-separated TRIALS variants, control first: short runs at equal pairs instead")
     args = parser.parse_args(argv)
     if args.command == "pack":
-        packed = pack(args.crops, args.out, args.budget)
+        models = args.models or (Path(os.environ[MODELS_ENV]) if os.environ.get(MODELS_ENV) else None)
+        if RECIPE.train.loss.distill_weight and models is None:
+            parser.error(f"the recipe distils from NanoTrack: name its files' folder with --models or ${MODELS_ENV}")
+        packed = pack(args.crops, args.out, args.budget, models)
         size = sum(p.stat().st_size for p in args.out.iterdir()) / 2**20
         print(f"{len(packed)} crops from {packed.source.nunique()} sources in {args.out} ({size:.1f} MiB)")
         return

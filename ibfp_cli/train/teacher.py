@@ -38,7 +38,10 @@ class NanoTeacher:
         try:
             self.network = NanoNetwork(models_dir)
         except TrackerUnavailable as e:
-            raise IBFPError(f"distillation: {e}; its folder is the data folder's sibling models/") from None
+            raise IBFPError(
+                f"the recipe distils from NanoTrack: {e} (`campaign run --models DIR`; a trial reads the data "
+                "folder's sibling models/)"
+            ) from None
 
     def boxes(self, batch: ImageBatch, found_iou: float) -> TeacherBoxes:
         """Its box at the raw peak of its score on each pair of `batch`, its search window cut for
