@@ -247,7 +247,9 @@ def campaign_run(
     models: Annotated[
         Path | None,
         typer.Option(
-            help="Folder of NanoTrack's ONNX files, the recipe's teacher (training signal only). "
+            "--opencv-models",
+            help="Folder of NanoTrack's ONNX files (as `ibfp eval` takes it), the recipe's teacher: a training "
+            "signal only. "
             "Default: $IBFP_OPENCV_MODELS.",
             show_default=False,
         ),

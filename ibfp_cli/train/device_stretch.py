@@ -269,8 +269,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder to write (name it in the device run's carry)")
     p.add_argument("--budget", type=float, default=PACK_BUDGET_MIB, help="largest size of the pack, MiB")
     p.add_argument(
-        "--models", type=Path, default=None, help="folder of NanoTrack's ONNX files, the recipe's teacher (default: "
-        f"${MODELS_ENV})",
+        "--opencv-models",
+        dest="models",
+        type=Path,
+        default=None,
+        help=f"folder of NanoTrack's ONNX files, the recipe's teacher (default: ${MODELS_ENV})",
     )  # fmt: skip
     r = commands.add_parser("run", help="the stretch: checks, then training, results in --out")
     r.add_argument("--pack", type=Path, required=True, help="folder written by `pack`")
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "pack":
         models = args.models or (Path(os.environ[MODELS_ENV]) if os.environ.get(MODELS_ENV) else None)
         if RECIPE.train.loss.distill_weight and models is None:
-            parser.error(f"the recipe distils from NanoTrack: name its files' folder with --models or ${MODELS_ENV}")
+            parser.error(f"the recipe distils from NanoTrack: name its files' folder (--opencv-models, ${MODELS_ENV})")
         packed = pack(args.crops, args.out, args.budget, models)
         size = sum(p.stat().st_size for p in args.out.iterdir()) / 2**20
         print(f"{len(packed)} crops from {packed.source.nunique()} sources in {args.out} ({size:.1f} MiB)")

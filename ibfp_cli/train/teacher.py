@@ -39,7 +39,7 @@ class NanoTeacher:
             self.network = NanoNetwork(models_dir)
         except TrackerUnavailable as e:
             raise IBFPError(
-                f"the recipe distils from NanoTrack: {e} (`campaign run --models DIR`; a trial reads the data "
+                f"the recipe distils from NanoTrack: {e} (`campaign run --opencv-models DIR`; a trial reads the data "
                 "folder's sibling models/)"
             ) from None
 
