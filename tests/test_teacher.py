@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import REPO_ROOT, SHARED_MODELS, needs_nano
 
+from ibfp_cli.boxes import ious
 from ibfp_cli.config import LossConfig, TrackerConfig
 from ibfp_cli.errors import IBFPError
 from ibfp_cli.media.synthetic import SyntheticSpec, render_synthetic
@@ -23,7 +24,7 @@ from ibfp_cli.train.augment import AugmentConfig
 from ibfp_cli.train.campaign import RECIPE, TRIALS
 from ibfp_cli.train.data import PairSampler, SamplingConfig, Source, image_batch
 from ibfp_cli.train.losses import ibfp_loss
-from ibfp_cli.train.teacher import NanoTeacher, TeacherBoxes, box_iou
+from ibfp_cli.train.teacher import NanoTeacher, TeacherBoxes
 
 
 def test_window_cuts_the_square_it_names_and_pads_with_the_mean_colour() -> None:
@@ -41,12 +42,6 @@ def test_template_window_is_pysots() -> None:
     assert side.item() == pytest.approx(np.sqrt(70 * 50))
     points = NanoGeometry().points()
     assert points[8].item() == 0.0 and points[1].item() - points[0].item() == 16.0
-
-
-def test_box_iou_of_equal_nested_and_apart_boxes() -> None:
-    a = torch.tensor([[0.0, 0.0, 10.0, 10.0]] * 3)
-    b = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 5.0, 10.0], [20.0, 0.0, 10.0, 10.0]])
-    assert box_iou(a, b).tolist() == pytest.approx([1.0, 0.5, 0.0])
 
 
 def test_teacher_needs_its_files(tmp_path, monkeypatch) -> None:
@@ -70,7 +65,7 @@ def test_teacher_box_lands_on_a_plain_object_wherever_the_crop_puts_it() -> None
     teacher = NanoTeacher(SHARED_MODELS)
     for batch in (steady, moved):
         taught = teacher.boxes(batch, found_iou=0.5)
-        assert box_iou(taught.boxes, batch.search_boxes).min() > 0.6
+        assert ious(taught.boxes.numpy(), batch.search_boxes.numpy()).min() > 0.6
         assert taught.found.all()
     off = teacher.boxes(moved, found_iou=0.999)  # no box is that exact: none counts as found
     assert not off.found.any()

@@ -80,9 +80,10 @@ def pack(crops: Path, out: Path, budget_mib: float = PACK_BUDGET_MIB, models: Pa
     from ..media.video import VideoWriter  # PyAV: packing happens on a machine that has it
 
     if models is not None:
+        folder = models_folder(models)
         (out / TEACHER_FOLDER).mkdir(parents=True, exist_ok=True)
         for name in (NANO_BACKBONE, NANO_HEAD):
-            shutil.copyfile(models_folder(models) / name, out / TEACHER_FOLDER / name)
+            shutil.copyfile(folder / name, out / TEACHER_FOLDER / name)
 
     index = pd.read_csv(crops / INDEX_FILE)
     sizes = {name: (crops / f"{name}.mp4").stat().st_size / 2**20 for name in index.source.unique()}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..boxes import ious
 from ..errors import IBFPError, TrackerUnavailable
 from ..tracking.nano_network import RAW_PEAK, NanoNetwork
 from .data import ImageBatch
@@ -50,12 +51,5 @@ class NanoTeacher:
         sizes = batch.template_boxes[:, 2:]
         centred = torch.cat([crop / 2 - sizes / 2, sizes], 1)
         found, _ = self.network.boxes(batch.template, batch.template_boxes, batch.search, centred, pick=RAW_PEAK)
-        return TeacherBoxes(found, box_iou(found, batch.search_boxes) >= found_iou)
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of boxes (B, 4) x, y, w, h, pair by pair -> (B,)."""
-    w = (torch.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
-    h = (torch.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
-    inter = w * h
-    return inter / (a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter).clamp(min=1e-6)
+        overlap = torch.from_numpy(ious(found.numpy(), batch.search_boxes.numpy()))
+        return TeacherBoxes(found, overlap >= found_iou)
