@@ -538,6 +538,32 @@ def test_eval_val_split_with_sequences_runs_those_and_refuses_names_outside_the_
     assert not (tmp_path / "other").exists()
 
 
+def test_eval_tuning_split_runs_every_third_training_sequence_and_no_validation_one(small_video, tmp_path):
+    video, truth = small_video
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    rows = "".join(f"{i},{box_text(row)}\n" for i, row in enumerate(truth))
+    training = ["clip_a", "clip_b", "clip_c", "clip_d"]
+    for name in ("vot_bag", *training):  # vot_bag: in the validation split
+        (dataset / f"{name}.mp4").write_bytes(video.read_bytes())
+        (dataset / f"{name}.gt.csv").write_text("frame,x,y,w,h\n" + rows)
+    report = tmp_path / "report"
+    result = ibfp("eval", dataset, "--tracker", "kcf", "--out", report, "--workers", 1, "--tuning-split")
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(report / "per_sequence.csv").sequence) == {"clip_a", "clip_d"}
+    refused = ibfp(
+        "eval", dataset, "--tracker", "kcf", "--out", tmp_path / "other", "--tuning-split", "--sequences", "clip_b"
+    )
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines() == [
+        f"error: --tuning-split: clip_b not in the tuning split of {dataset}"
+    ]
+    both = ibfp("eval", dataset, "--tracker", "kcf", "--out", tmp_path / "other", "--tuning-split", "--val-split")
+    assert both.exit_code == 1
+    assert both.output.strip().splitlines() == ["error: --val-split and --tuning-split: give one of them"]
+    assert not (tmp_path / "other").exists()
+
+
 # ---- retrack ---------------------------------------------------------------------------------
 
 

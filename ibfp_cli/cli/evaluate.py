@@ -74,6 +74,14 @@ def evaluate(
             "with --sequences, those of its sequences.",
         ),
     ] = False,
+    tuning_split: Annotated[
+        bool,
+        typer.Option(
+            "--tuning-split",
+            help="Run only the tuning split, the training footage to tune tracker settings on: every 3rd "
+            "sequence of DATASET outside the validation split, by name; with --sequences, those of its sequences.",
+        ),
+    ] = False,
     starts: Annotated[
         int,
         typer.Option(
@@ -111,14 +119,22 @@ def evaluate(
         render_together_table,
         run_evaluation,
     )
-    from ..train.prepare import val_sequences
+    from ..evaluate.datasets import open_dataset
+    from ..train.prepare import tuning_sequences, val_sequences
 
     if opencv_models is not None:
         os.environ[MODELS_ENV] = str(opencv_models)  # worker processes inherit it
     with reported_errors(), stage_progress(unit="runs") as stage:
         chosen = _comma_list(sequences) if sequences else None
+        if val_split and tuning_split:
+            raise IBFPError("--val-split and --tuning-split: give one of them")
         if val_split:
-            chosen = validation_subset(chosen, val_sequences())
+            chosen = split_subset(
+                chosen, val_sequences(), "--val-split", "the validation split (ibfp_cli/train/val_split.txt)"
+            )
+        if tuning_split:
+            tuning = tuning_sequences(s.name for s in open_dataset(dataset))
+            chosen = split_subset(chosen, set(tuning), "--tuning-split", f"the tuning split of {dataset}")
         settings = parse_settings(TrackerConfig, tracker_config or [])
         runs = stage("tracker x sequence runs")
         report = run_evaluation(
@@ -144,13 +160,13 @@ def evaluate(
     out.print(f"report written to {escape(str(out_dir))}")
 
 
-def validation_subset(names: list[str] | None, split: set[str]) -> list[str]:
-    """The validation split's sequences, or those of `names` when given (each must be in it)."""
+def split_subset(names: list[str] | None, split: set[str], flag: str, described: str) -> list[str]:
+    """A split's sequences, or those of `names` when given (each must be in it)."""
     if names is None:
         return sorted(split)
     outside = [name for name in names if name not in split]
     if outside:
-        raise IBFPError(f"--val-split: {', '.join(outside)} not in the validation split (ibfp_cli/train/val_split.txt)")
+        raise IBFPError(f"{flag}: {', '.join(outside)} not in {described}")
     return names
 
 

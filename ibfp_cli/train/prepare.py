@@ -8,7 +8,7 @@ with the box in crop pixels in `index.csv`. The videos are read back with OpenCV
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,9 @@ from ..tracking.crop import context_window
 from .data import Source
 
 VAL_SPLIT_FILE = Path(__file__).with_name("val_split.txt")
+# weights/TRAINING.md: tracker settings are tuned on every 3rd training sequence by name (21 of
+# the 62 in ../shared/data), a third of the training footage, no validation sequence
+TUNING_EVERY = 3
 INDEX_FILE = "index.csv"
 META_FILE = "meta.json"
 SOT_FOLDERS = ("sot", "sot-train")
@@ -47,6 +50,13 @@ def val_sequences() -> set[str]:
     """Names in the validation split file."""
     lines = VAL_SPLIT_FILE.read_text().splitlines()
     return {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
+
+
+def tuning_sequences(names: Iterable[str]) -> list[str]:
+    """The tuning split of `names`: every TUNING_EVERY-th name outside the validation split, in
+    name order (training footage to tune tracker settings on, so that validation stays unseen)."""
+    val = val_sequences()
+    return sorted(name for name in set(names) if name not in val)[::TUNING_EVERY]
 
 
 def read_gt(path: Path) -> dict[int, Box]:
