@@ -561,6 +561,13 @@ def test_eval_tuning_split_runs_every_third_training_sequence_and_no_validation_
     both = ibfp("eval", dataset, "--tracker", "kcf", "--out", tmp_path / "other", "--tuning-split", "--val-split")
     assert both.exit_code == 1
     assert both.output.strip().splitlines() == ["error: --val-split and --tuning-split: give one of them"]
+    for name in training:
+        (dataset / f"{name}.gt.csv").unlink()
+    empty = ibfp("eval", dataset, "--tracker", "kcf", "--out", tmp_path / "other", "--tuning-split")
+    assert empty.exit_code == 1
+    assert empty.output.strip().splitlines() == [
+        f"error: --tuning-split: {dataset} has no sequence outside the validation split"
+    ]
     assert not (tmp_path / "other").exists()
 
 

@@ -134,6 +134,8 @@ def evaluate(
             )
         if tuning_split:
             tuning = tuning_sequences(s.name for s in open_dataset(dataset))
+            if not tuning:
+                raise IBFPError(f"--tuning-split: {dataset} has no sequence outside the validation split")
             chosen = split_subset(chosen, set(tuning), "--tuning-split", f"the tuning split of {dataset}")
         settings = parse_settings(TrackerConfig, tracker_config or [])
         runs = stage("tracker x sequence runs")
