@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import typer
 from conftest import SHARED_MODELS, needs_nano, write_sequence
 from test_mechanics import TINY
 
+from ibfp_cli.cli import app
 from ibfp_cli.config import TrainConfig
 from ibfp_cli.errors import IBFPError
 from ibfp_cli.media.synthetic import SyntheticSpec
@@ -365,3 +367,9 @@ def test_a_crop_cache_made_before_categories_still_trains_and_says_how_to_add_th
     state = run_campaign("c", tmp_path / "crops", minutes=None, device="cpu", say=said.append, recipe=two_steps)
     assert state.step == 2
     assert any("has no object categories" in line and "ibfp train prepare" in line for line in said)
+
+
+def test_the_trial_commands_help_names_every_variant():
+    trial = typer.main.get_command(app).commands["train"].commands["campaign"].commands["trial"]
+    (variant,) = (param for param in trial.params if param.name == "variant")
+    assert [name for name in campaign.TRIALS if f"{name} (" not in variant.help] == []

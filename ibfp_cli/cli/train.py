@@ -276,10 +276,14 @@ def campaign_trial(
         str,
         typer.Argument(
             help="Recipe variant (TRIALS in ibfp_cli/train/campaign.py): control (the recipe as it stands), "
-            "wide-jitter, backbone-fast, search-224, lean (224 px crops, 2-layer head branches), "
+            "wide-jitter (wider scale and aspect jitter), backbone-fast (the backbone's last stage at the "
+            "heads' rate), search-224 (224 px crops), lean (224 px crops, 2-layer head branches), "
             "box-040 (the shipped 0.4.0, its box branch alone trained on, from step 0), "
             "distractors (half the positive pairs with a look-alike pasted beside the target), "
-            "wide-views (a quarter of the search views as wide as the tracker's crop after a loss).",
+            "wide-views (a quarter of the search views as wide as the tracker's crop after a loss), "
+            "stills (half the pairs from still images), decayed (learning rate x0.2), "
+            "revive (dead channels re-initialised, AdamW), distill (the teacher's weight doubled), "
+            "undistilled (no teacher).",
             show_default=False,
         ),
     ],
