@@ -512,14 +512,19 @@ def test_eval_scores_trackers_and_reports_unavailable_ones(small_video, tmp_path
     assert (tmp_path / "report").is_dir()
 
 
-def test_eval_val_split_with_sequences_runs_those_and_refuses_names_outside_the_split(small_video, tmp_path):
+def _dataset_of(small_video: tuple[Path, np.ndarray], dataset: Path, names: list[str]) -> Path:
+    """A dataset folder whose sequences `names` are all the small video with its true boxes."""
     video, truth = small_video
-    dataset = tmp_path / "dataset"
     dataset.mkdir()
     rows = "".join(f"{i},{box_text(row)}\n" for i, row in enumerate(truth))
-    for name in ("vot_bag", "training_clip"):  # one sequence of the validation split, one not
+    for name in names:
         (dataset / f"{name}.mp4").write_bytes(video.read_bytes())
         (dataset / f"{name}.gt.csv").write_text("frame,x,y,w,h\n" + rows)
+    return dataset
+
+
+def test_eval_val_split_with_sequences_runs_those_and_refuses_names_outside_the_split(small_video, tmp_path):
+    dataset = _dataset_of(small_video, tmp_path / "dataset", ["vot_bag", "training_clip"])  # vot_bag: validation
     report = tmp_path / "report"
     result = ibfp(
         "eval", dataset, "--tracker", "kcf", "--out", report, "--workers", 1, "--val-split", "--sequences", "vot_bag"
@@ -539,14 +544,8 @@ def test_eval_val_split_with_sequences_runs_those_and_refuses_names_outside_the_
 
 
 def test_eval_tuning_split_runs_every_third_training_sequence_and_no_validation_one(small_video, tmp_path):
-    video, truth = small_video
-    dataset = tmp_path / "dataset"
-    dataset.mkdir()
-    rows = "".join(f"{i},{box_text(row)}\n" for i, row in enumerate(truth))
     training = ["clip_a", "clip_b", "clip_c", "clip_d"]
-    for name in ("vot_bag", *training):  # vot_bag: in the validation split
-        (dataset / f"{name}.mp4").write_bytes(video.read_bytes())
-        (dataset / f"{name}.gt.csv").write_text("frame,x,y,w,h\n" + rows)
+    dataset = _dataset_of(small_video, tmp_path / "dataset", ["vot_bag", *training])  # vot_bag: validation
     report = tmp_path / "report"
     result = ibfp("eval", dataset, "--tracker", "kcf", "--out", report, "--workers", 1, "--tuning-split")
     assert result.exit_code == 0, result.output
