@@ -108,6 +108,11 @@ def train_features(
     out.print(f"{n} views cached in {out_dir}")
 
 
+def _report_step(step: int, row: dict[str, float]) -> None:
+    """One line on stderr per logged training step: its losses and learning rate."""
+    err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
+
+
 def _key_values(items: list[str]) -> dict[str, int]:
     """["sot=2", ...] -> {"sot": 2, ...}; a malformed item is an IBFPError."""
     pairs = {}
@@ -181,9 +186,6 @@ def train_run(
         trainable=trainable,
     )
 
-    def report(step: int, row: dict[str, float]) -> None:
-        err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
-
     with reported_errors():
         state = run_training(
             run_dir,
@@ -197,7 +199,7 @@ def train_run(
             sampling=SamplingConfig(),
             device=device,
             max_minutes=max_minutes,
-            report=report,
+            report=_report_step,
         )
     out.print(f"run {run_dir}: step {state.step} of {steps}; checkpoint saved")
 
@@ -259,12 +261,9 @@ def campaign_run(
     with fresh augmented views every step; a checkpoint at least every 10 minutes, so it can be killed."""
     from ..train.campaign import run_campaign
 
-    def report(step: int, row: dict[str, float]) -> None:
-        err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
-
     with reported_errors():
         state = run_campaign(
-            name, crops, minutes=minutes, device=device, batch_size=batch_size, say=err.print, report=report,
+            name, crops, minutes=minutes, device=device, batch_size=batch_size, say=err.print, report=_report_step,
             models=models,
         )  # fmt: skip
     out.print(f"campaign {name}: step {state.step}, {state.pairs:,} pairs; checkpoint saved")
@@ -312,13 +311,10 @@ def campaign_trial(
     winner with `ibfp train campaign save --from $IBFP_RUNS/NAME-trial-VARIANT/resume.pt`."""
     from ..train.campaign import TRAINING_LOG, run_trial
 
-    def report(step: int, row: dict[str, float]) -> None:
-        err.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
-
     with reported_errors():
         trial = run_trial(
             variant, crops, data, steps=steps, device=device, backend=backend, name=name, say=err.print,
-            report=report, trained=trained,
+            report=_report_step, trained=trained,
         )  # fmt: skip
     out.print(trial.row())
     out.print(f"row added to {TRAINING_LOG}")
