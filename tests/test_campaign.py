@@ -73,6 +73,8 @@ def test_a_stretch_writes_a_resume_point_and_a_row_and_a_fresh_machine_continues
     first = end_stretch("c", data, recipe=recipe)
     point = read_checkpoint(campaign.resume_point("c"))
     assert point["meta"]["run"]["step"] == 3 and point["meta"]["run"]["pairs"] == 3 * BATCH
+    assert point["meta"]["recipe"]["model"] == point["config"]  # the metadata names the network that loads
+    assert point["meta"]["recipe"]["train"]["loss"]["distill_weight"] == recipe.train.loss.distill_weight
     assert all(v.dtype == torch.float32 for v in point["state_dict"].values() if v.is_floating_point())
     assert first.row().startswith(f"| {first.day} | 0 -> 3 | 12 (12) |")
     assert 0 < first.network["iou"] <= 1 and first.network["frames"] > 0

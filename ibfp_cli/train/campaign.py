@@ -503,12 +503,11 @@ def paired_gain(trial: dict[str, float], control: dict[str, float]) -> str:
 
 
 def save_resume_point(path: Path, model: IBFP, state: RunState, recipe: Recipe = RECIPE) -> None:
-    """A resume point: the model's tensors in fp32 and the run's counters, written atomically."""
+    """A resume point: the model's tensors in fp32, the run's counters and the whole recipe, written
+    atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
-        save_weights(
-            tmp, model, {"run": state.to_dict(), "recipe": to_dict(recipe.train), "date": _today()}, half=False
-        )
+        save_weights(tmp, model, {"run": state.to_dict(), "recipe": to_dict(recipe), "date": _today()}, half=False)
 
 
 def validation_check(weights: Path, data_dir: Path, *, device: str, backend: str) -> dict[str, float]:
