@@ -145,6 +145,7 @@ class LossConfig:
     tau: float = 0.05  # paper: label value separating positives from negatives
     sigma: float = 0.25  # measured: Gaussian label sigma relative to target size per stride
     box_region: float = 0.25  # paper Table II: box loss within 0.25 w x 0.25 h of the centre
+    centre_weight: float = 1.0  # paper: centre and box losses summed
     box_weight: float = 1.0  # paper: centre and box losses summed
     # issue 11: GIoU on the same cells as the L1 (SiamCAR, FCOS use an IoU loss); 0 is the paper's
     # loss alone. 1.0: both terms are about 0.3 on the 0.2.1 weights, so neither dominates

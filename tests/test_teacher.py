@@ -109,6 +109,12 @@ def test_the_recipe_distils_and_its_teacher_trials_differ_from_it_only_in_the_te
         assert replace(trial, train=replace(trial.train, loss=RECIPE.train.loss)) == RECIPE
 
 
+def test_the_centre_weighted_trial_weights_the_centre_loss_by_the_teachers_factor() -> None:
+    trial = TRIALS["centre-weighted"]
+    assert trial.train.loss.centre_weight == 1 + RECIPE.train.loss.distill_weight
+    assert replace(trial, train=replace(trial.train, loss=RECIPE.train.loss)) == RECIPE
+
+
 def _trained_box_branch(tmp_path, teacher) -> tuple[dict[str, torch.Tensor], int]:
     """The box branch of a tiny network after 2 steps on generated pairs, and the teacher's calls."""
     from test_mechanics import TINY

@@ -52,6 +52,25 @@ def test_box_terms_vanish_for_an_exact_prediction_and_grow_with_a_shrunk_one():
     assert box > 0 and giou > 0
 
 
+def test_centre_weight_scales_the_centre_term_of_the_total_alone():
+    from ibfp_cli.model.ibfp import Prediction
+
+    boxes = torch.tensor([[40.0, 48.0, 50.0, 30.0]])
+    torch.manual_seed(0)
+    pred = Prediction(
+        torch.rand(1, 1, 16, 16), torch.rand(1, 4, 16, 16) * 40, torch.rand(1, 1, 8, 8), torch.zeros(1, 4, 8, 8)
+    )
+
+    def terms(weight: float):
+        return ibfp_loss(pred, boxes, torch.tensor([True]), (8, 16), replace(LossConfig(), centre_weight=weight))
+
+    one, three = terms(1.0), terms(3.0)
+    assert one.centre.item() > 0
+    assert three.total.item() == pytest.approx(one.total.item() + 2 * one.centre.item())
+    unweighted = one.as_floats() | {"total": 0.0}
+    assert three.as_floats() | {"total": 0.0} == unweighted  # each term itself is as before
+
+
 @pytest.mark.parametrize("name", ["mobilenetv2", "resnet18"])
 def test_last_stage_turns_the_stride_16_tap_into_the_stride_32_tap(name):
     backbone = build_backbone(name).eval()

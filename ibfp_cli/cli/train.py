@@ -282,7 +282,8 @@ def campaign_trial(
             "wide-views (a quarter of the search views as wide as the tracker's crop after a loss), "
             "stills (half the pairs from still images), decayed (learning rate x0.2), "
             "revive (dead channels re-initialised, AdamW), distill (the teacher's weight doubled), "
-            "undistilled (no teacher).",
+            "undistilled (no teacher), centre-weighted (the centre loss weighted as the box terms "
+            "are by the teacher).",
             show_default=False,
         ),
     ],

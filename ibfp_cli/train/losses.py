@@ -79,7 +79,7 @@ def ibfp_loss(
     targets, mask = box_targets(boxes, size8, stride8, cfg.box_region)
     mask = mask & positive.view(-1, 1, 1, 1)
     box, giou = box_terms(pred.ltrb, targets, mask, stride8)
-    total = centre + cfg.box_weight * box + cfg.giou_weight * giou + cfg.online_weight * online
+    total = cfg.centre_weight * centre + cfg.box_weight * box + cfg.giou_weight * giou + cfg.online_weight * online
     if teacher is not None and cfg.distill_weight:
         taught, _ = box_targets(teacher.boxes, size8, stride8, cfg.box_region)
         l1, overlap = box_terms(pred.ltrb, taught, mask & teacher.found.view(-1, 1, 1, 1), stride8)
