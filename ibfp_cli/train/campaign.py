@@ -161,6 +161,7 @@ TRIALS: dict[str, Recipe] = {
         RECIPE, train=replace(RECIPE.train, loss=replace(RECIPE.train.loss, distill_weight=2 * DISTILL_WEIGHT))
     ),
     # the recipe without its teacher: what the teacher still adds, and the recipe where its files are not at hand
+    "undistilled": replace(RECIPE, train=replace(RECIPE.train, loss=replace(RECIPE.train.loss, distill_weight=0.0))),
     # TRAINING.md, 2026-12-07: the teacher's term multiplies the box terms' gradient by about 1 + its
     # weight, so on the layers the branches share (the backbone's last stage, neck and fusion) the
     # centre loss's is now about 1 % of theirs, and where the target is barely shapes those features
@@ -169,7 +170,6 @@ TRIALS: dict[str, Recipe] = {
     "centre-weighted": replace(
         RECIPE, train=replace(RECIPE.train, loss=replace(RECIPE.train.loss, centre_weight=1 + DISTILL_WEIGHT))
     ),
-    "undistilled": replace(RECIPE, train=replace(RECIPE.train, loss=replace(RECIPE.train.loss, distill_weight=0.0))),
 }
 TRIAL_POINT = "resume.pt"  # a trial's resume point, in its run folder: `campaign save --from` adopts it
 TRIAL_FORK = "fork.json"  # the counters of the resume point a trial forked from, in its run folder
